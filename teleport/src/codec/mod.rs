@@ -1,0 +1,449 @@
+//! Body codecs: how a typed value becomes the bytes of a frame body, and back.
+//!
+//! A frame body starts with one byte naming its codec, chosen per message:
+//!
+//! | id  | codec    | values                                                   |
+//! |-----|----------|----------------------------------------------------------|
+//! | `j` | JSON     | any `serde` type (Go writes no trailing newline)          |
+//! | `p` | protobuf | prost messages wrapped in [`Proto`]                       |
+//! | `s` | string   | text: strings, numbers, booleans, unit enum variants      |
+//! | `b` | bincode  | any `serde` type; ours, for Rust-to-Rust speed            |
+//!
+//! Any `serde` type implements [`Encode`] and [`Decode`] for the serde-based
+//! codecs, including codecs you add with the [`Codec`] trait under an id of
+//! your own. The sender picks the codec; a handler replies with the codec of
+//! the pull unless it picks another.
+//!
+//! When a header's gzip level is not 0, the bytes after the codec id are a
+//! gzip stream of the encoded value ([`gzip`]).
+//!
+//! ```
+//! use teleport::codec::{CodecId, Codecs, Decode, Encode};
+//!
+//! let codecs = Codecs::default();
+//! let mut out = Vec::new();
+//! [40i64, 2].encode_body(CodecId::JSON, &codecs, &mut out).unwrap();
+//! assert_eq!(out, b"[40,2]");
+//! let back = <[i64; 2]>::decode_body(CodecId::JSON, &codecs, &out).unwrap();
+//! assert_eq!(back, [40, 2]);
+//! ```
+
+mod bincode;
+pub mod gzip;
+mod json;
+mod protobuf;
+mod string;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use erased_serde;
+pub use protobuf::Proto;
+
+/// The id byte of a body codec.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CodecId(pub u8);
+
+impl CodecId {
+    /// `j`: JSON.
+    pub const JSON: CodecId = CodecId(b'j');
+    /// `p`: protobuf.
+    pub const PROTOBUF: CodecId = CodecId(b'p');
+    /// `s`: plain string.
+    pub const STRING: CodecId = CodecId(b's');
+    /// `b`: bincode (teleport for Rust only).
+    pub const BINCODE: CodecId = CodecId(b'b');
+
+    /// Whether this is one of the four built-in codecs.
+    pub fn is_builtin(self) -> bool {
+        matches!(self, Self::JSON | Self::PROTOBUF | Self::STRING | Self::BINCODE)
+    }
+}
+
+impl fmt::Debug for CodecId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CodecId({self})")
+    }
+}
+
+impl fmt::Display for CodecId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_ascii_graphic() {
+            write!(f, "'{}'", self.0 as char)
+        } else {
+            write!(f, "0x{:02x}", self.0)
+        }
+    }
+}
+
+/// A body could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// No codec with this id is built in or registered.
+    #[error("unknown body codec id {0}: register it with Codecs::register or use 'j', 'p', 's' or 'b'")]
+    UnknownCodec(CodecId),
+    /// The codec exists but cannot carry this type.
+    #[error("codec {codec} cannot carry this type: {reason}")]
+    Unsupported {
+        /// The codec asked for.
+        codec: CodecId,
+        /// Why not, and what to do instead.
+        reason: String,
+    },
+    /// The value could not be encoded.
+    #[error("encoding the body with {codec} failed: {reason}")]
+    Encode {
+        /// Codec name.
+        codec: &'static str,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// The bytes are not a valid encoding of the expected type.
+    #[error("decoding the body with {codec} failed: {reason}")]
+    Decode {
+        /// Codec name.
+        codec: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The gzip stream is corrupt.
+    #[error("gzip: {0}")]
+    Gzip(String),
+    /// A gzip level that is not 0, 1..=9, -1 or -2.
+    #[error("invalid gzip level {0}: expected 0 (none), 1..=9, -1 (default) or -2 (huffman only)")]
+    InvalidGzipLevel(i32),
+    /// The encoded or decompressed body is larger than the frame limit.
+    #[error("body of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Size reached.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl CodecError {
+    pub(crate) fn encode(codec: &'static str, e: impl fmt::Display) -> Self {
+        CodecError::Encode {
+            codec,
+            reason: e.to_string(),
+        }
+    }
+    pub(crate) fn decode(codec: &'static str, e: impl fmt::Display) -> Self {
+        CodecError::Decode {
+            codec,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// A body codec of your own, for serde types, under an id byte of your choice.
+///
+/// ```
+/// use teleport::codec::{erased_serde, Codec, CodecError, CodecId, Codecs, Decode, Encode};
+///
+/// /// JSON with a trailing newline, under id 'n'.
+/// struct JsonLines;
+///
+/// impl Codec for JsonLines {
+///     fn id(&self) -> CodecId { CodecId(b'n') }
+///     fn name(&self) -> &'static str { "json-lines" }
+///     fn encode(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+///         let mut ser = serde_json::Serializer::new(&mut *out);
+///         value.erased_serialize(&mut <dyn erased_serde::Serializer>::erase(&mut ser))
+///             .map_err(|e| CodecError::Encode { codec: "json-lines", reason: e.to_string() })?;
+///         out.push(b'\n');
+///         Ok(())
+///     }
+///     fn decode(
+///         &self,
+///         bytes: &[u8],
+///         visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+///     ) -> Result<(), CodecError> {
+///         let mut de = serde_json::Deserializer::from_slice(bytes);
+///         visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))
+///             .map_err(|e| CodecError::Decode { codec: "json-lines", reason: e.to_string() })
+///     }
+/// }
+///
+/// let mut codecs = Codecs::default();
+/// codecs.register(JsonLines).unwrap();
+/// let mut out = Vec::new();
+/// 42u32.encode_body(CodecId(b'n'), &codecs, &mut out).unwrap();
+/// assert_eq!(out, b"42\n");
+/// assert_eq!(u32::decode_body(CodecId(b'n'), &codecs, &out).unwrap(), 42);
+/// ```
+pub trait Codec: Send + Sync + 'static {
+    /// The id byte this codec is known by on the wire.
+    fn id(&self) -> CodecId;
+    /// A name for logs and errors.
+    fn name(&self) -> &'static str;
+    /// Appends the encoding of `value` to `out`.
+    fn encode(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<(), CodecError>;
+    /// Builds a deserializer over `bytes` and hands it to `visit`.
+    fn decode(
+        &self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+    ) -> Result<(), CodecError>;
+}
+
+/// The body codecs a peer knows: the four built-ins plus any registered ones.
+#[derive(Clone, Default)]
+pub struct Codecs {
+    custom: Arc<HashMap<CodecId, Arc<dyn Codec>>>,
+}
+
+impl fmt::Debug for Codecs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ids: Vec<_> = self.custom.keys().collect();
+        ids.sort();
+        f.debug_struct("Codecs").field("custom", &ids).finish()
+    }
+}
+
+impl Codecs {
+    /// Adds a codec of your own.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Unsupported`] if its id is a built-in one.
+    pub fn register(&mut self, codec: impl Codec) -> Result<(), CodecError> {
+        let id = codec.id();
+        if id.is_builtin() {
+            return Err(CodecError::Unsupported {
+                codec: id,
+                reason: "this id belongs to a built-in codec; pick another byte".into(),
+            });
+        }
+        Arc::make_mut(&mut self.custom).insert(id, Arc::new(codec));
+        Ok(())
+    }
+
+    /// Whether a body with this codec id can be decoded here.
+    pub fn contains(&self, id: CodecId) -> bool {
+        id.is_builtin() || self.custom.contains_key(&id)
+    }
+
+    /// The codec's name, for logs.
+    pub fn name(&self, id: CodecId) -> Option<&'static str> {
+        Some(match id {
+            CodecId::JSON => "json",
+            CodecId::PROTOBUF => "protobuf",
+            CodecId::STRING => "string",
+            CodecId::BINCODE => "bincode",
+            other => return self.custom.get(&other).map(|c| c.name()),
+        })
+    }
+
+    fn custom(&self, id: CodecId) -> Result<&Arc<dyn Codec>, CodecError> {
+        self.custom.get(&id).ok_or(CodecError::UnknownCodec(id))
+    }
+}
+
+/// A value that can be written as a body.
+///
+/// Implemented for every `serde::Serialize` type (codecs `j`, `s`, `b` and
+/// registered ones) and for [`Proto`] messages (codec `p`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent as a teleport body",
+    note = "derive `serde::Serialize` for it, or wrap a prost message in `teleport::codec::Proto`"
+)]
+pub trait Encode {
+    /// Appends the encoding of `self` with `codec` to `out` (no codec id byte, no gzip).
+    fn encode_body(&self, codec: CodecId, codecs: &Codecs, out: &mut Vec<u8>) -> Result<(), CodecError>;
+}
+
+/// A value that can be read from a body.
+///
+/// Implemented for every `serde::de::DeserializeOwned` type and for [`Proto`] messages.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be received as a teleport body",
+    note = "derive `serde::Deserialize` for it, or wrap a prost message in `teleport::codec::Proto`"
+)]
+pub trait Decode: Sized {
+    /// Decodes a value from `bytes` (no codec id byte, already decompressed).
+    fn decode_body(codec: CodecId, codecs: &Codecs, bytes: &[u8]) -> Result<Self, CodecError>;
+}
+
+/// Lets an unsized `T: Serialize` be seen as `&dyn erased_serde::Serialize`.
+pub(crate) struct Sized_<'a, T: ?Sized>(pub(crate) &'a T);
+
+impl<T: Serialize + ?Sized> Serialize for Sized_<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<T: Serialize + ?Sized> Encode for T {
+    fn encode_body(&self, codec: CodecId, codecs: &Codecs, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        match codec {
+            CodecId::JSON => json::encode(self, out),
+            CodecId::BINCODE => bincode::encode(self, out),
+            CodecId::STRING => string::encode(self, out),
+            CodecId::PROTOBUF => Err(CodecError::Unsupported {
+                codec,
+                reason: "this is a serde type, not a protobuf message; wrap a prost message in teleport::codec::Proto or pick 'j', 's' or 'b'".into(),
+            }),
+            other => codecs.custom(other)?.encode(&Sized_(self), out),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Decode for T {
+    fn decode_body(codec: CodecId, codecs: &Codecs, bytes: &[u8]) -> Result<Self, CodecError> {
+        match codec {
+            CodecId::JSON => json::decode(bytes),
+            CodecId::BINCODE => bincode::decode(bytes),
+            CodecId::STRING => string::decode(bytes),
+            CodecId::PROTOBUF => Err(CodecError::Unsupported {
+                codec,
+                reason: "the body is protobuf but the expected type is a serde type; receive it as teleport::codec::Proto<M>".into(),
+            }),
+            other => {
+                let c = codecs.custom(other)?;
+                let mut value = None;
+                c.decode(bytes, &mut |de| {
+                    value = Some(erased_serde::deserialize::<T>(de)?);
+                    Ok(())
+                })?;
+                value.ok_or_else(|| CodecError::decode(c.name(), "the codec produced no value"))
+            }
+        }
+    }
+}
+
+/// Encodes a body section: codec id byte, then the value, gzip-compressed
+/// when `gzip` is not 0.
+///
+/// # Errors
+///
+/// The codec's error, [`CodecError::InvalidGzipLevel`], or
+/// [`CodecError::TooLarge`] when the section passes `limit`.
+pub fn encode_section<T: Encode + ?Sized>(
+    value: &T,
+    codec: CodecId,
+    gzip: i32,
+    codecs: &Codecs,
+    limit: usize,
+) -> Result<Bytes, CodecError> {
+    let mut out = Vec::with_capacity(64);
+    out.push(codec.0);
+    if gzip == 0 {
+        value.encode_body(codec, codecs, &mut out)?;
+    } else {
+        let mut plain = Vec::with_capacity(64);
+        value.encode_body(codec, codecs, &mut plain)?;
+        gzip::compress(gzip, &plain, &mut out)?;
+    }
+    if out.len() > limit {
+        return Err(CodecError::TooLarge {
+            len: out.len(),
+            limit,
+        });
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Decodes a body section (codec id byte first; decompressed first when
+/// `gzip` is not 0). An empty section (no body) decodes like JSON `null`,
+/// so it fits `()` and `Option<T>`.
+///
+/// # Errors
+///
+/// [`CodecError::UnknownCodec`] for an id that is neither built in nor
+/// registered; otherwise the codec's or gzip's error.
+pub fn decode_section<T: Decode>(
+    section: &[u8],
+    gzip: i32,
+    codecs: &Codecs,
+    limit: usize,
+) -> Result<T, CodecError> {
+    let Some((&id, payload)) = section.split_first() else {
+        return T::decode_body(CodecId::JSON, codecs, b"null");
+    };
+    let codec = CodecId(id);
+    if !codecs.contains(codec) {
+        return Err(CodecError::UnknownCodec(codec));
+    }
+    if gzip == 0 {
+        T::decode_body(codec, codecs, payload)
+    } else {
+        let plain = gzip::decompress(payload, limit)?;
+        T::decode_body(codec, codecs, &plain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Point {
+        x: i32,
+        y: String,
+    }
+
+    fn round<T: Encode + Decode + PartialEq + fmt::Debug>(v: T, codec: CodecId, gzip: i32) {
+        let codecs = Codecs::default();
+        let section = encode_section(&v, codec, gzip, &codecs, 1 << 20).unwrap();
+        assert_eq!(section[0], codec.0);
+        let back: T = decode_section(&section, gzip, &codecs, 1 << 20).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn serde_codecs_round_trip_with_and_without_gzip() {
+        for gzip in [0, 1, 5, 9] {
+            round(Point { x: 3, y: "y".into() }, CodecId::JSON, gzip);
+            round(Point { x: 3, y: "y".into() }, CodecId::BINCODE, gzip);
+            round("plain text".to_string(), CodecId::STRING, gzip);
+            round(42i64, CodecId::STRING, gzip);
+        }
+    }
+
+    #[test]
+    fn string_codec_writes_text_unquoted() {
+        let mut out = Vec::new();
+        "hello".encode_body(CodecId::STRING, &Codecs::default(), &mut out).unwrap();
+        assert_eq!(out, b"hello");
+        let err = Point { x: 1, y: "a".into() }
+            .encode_body(CodecId::STRING, &Codecs::default(), &mut out)
+            .unwrap_err();
+        assert!(matches!(err, CodecError::Encode { codec: "string", .. }));
+    }
+
+    #[test]
+    fn serde_types_refuse_protobuf_with_advice() {
+        let err = encode_section(&1u8, CodecId::PROTOBUF, 0, &Codecs::default(), 100).unwrap_err();
+        assert!(err.to_string().contains("teleport::codec::Proto"));
+    }
+
+    #[test]
+    fn unknown_codec_ids_are_reported() {
+        let err = decode_section::<String>(b"zabc", 0, &Codecs::default(), 100).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown body codec id 'z': register it with Codecs::register or use 'j', 'p', 's' or 'b'"
+        );
+    }
+
+    #[test]
+    fn empty_section_decodes_as_null() {
+        let v: Option<u32> = decode_section(b"", 0, &Codecs::default(), 100).unwrap();
+        assert_eq!(v, None);
+        let () = decode_section(b"", 0, &Codecs::default(), 100).unwrap();
+    }
+
+    #[test]
+    fn sections_over_the_limit_are_refused() {
+        let err = encode_section(&vec![0u8; 100], CodecId::BINCODE, 0, &Codecs::default(), 50)
+            .unwrap_err();
+        assert!(matches!(err, CodecError::TooLarge { limit: 50, .. }));
+    }
+}

@@ -1,0 +1,101 @@
+//! Errors of calls ([`Error`]) and of peers ([`PeerError`]).
+//!
+//! A call either gets a reply or ends with exactly one [`Error`]: the remote
+//! side's [`Status`] when it answered with a code other than 200, or a local
+//! reason (timeout, connection closed, a body that could not be encoded or
+//! decoded).
+
+use std::io;
+use std::time::Duration;
+
+use crate::codec::CodecError;
+use crate::frame::FrameError;
+use crate::status::Status;
+
+/// Why a pull or push did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The remote side replied with a status other than 200.
+    #[error("remote replied with status {0}")]
+    Status(Status),
+    /// No reply arrived within the pull's timeout.
+    #[error("pull {uri} timed out after {timeout:?} without a reply")]
+    Timeout {
+        /// The URI of the pull.
+        uri: String,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// The session closed before the reply arrived, or was already closed.
+    #[error("connection closed: {reason}")]
+    ConnectionClosed {
+        /// Why the session ended, as far as this side knows.
+        reason: String,
+    },
+    /// The argument could not be encoded, or the reply body decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+impl Error {
+    /// The status a remote side replied with, if this is [`Error::Status`].
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            Error::Status(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether this error is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// Whether the session was (or became) closed.
+    pub fn is_connection_closed(&self) -> bool {
+        matches!(self, Error::ConnectionClosed { .. })
+    }
+
+    pub(crate) fn closed(reason: impl Into<String>) -> Self {
+        Error::ConnectionClosed {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why a peer could not listen, dial or keep a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// Binding a listening socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Connecting to a remote peer failed.
+    #[error("cannot dial {addr}: {source}")]
+    Dial {
+        /// The address dialed.
+        addr: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Connecting did not finish within the dial timeout.
+    #[error("dialing {addr} timed out after {timeout:?}")]
+    DialTimeout {
+        /// The address dialed.
+        addr: String,
+        /// The dial timeout.
+        timeout: Duration,
+    },
+    /// The peer is shutting down and takes no new sessions.
+    #[error("the peer is shutting down")]
+    ShuttingDown,
+    /// The framing of a connection broke.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}

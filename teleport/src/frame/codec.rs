@@ -1,0 +1,240 @@
+//! [`FrameCodec`]: a `tokio_util::codec` Decoder and Encoder for v2.0 frames.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::{Frame, FrameError, Header, HeaderCodec};
+
+/// The default maximum size of a frame's header and of its body: 8 MiB each.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
+
+/// Reads and writes v2.0 frames.
+///
+/// Both length fields are checked against the limit as soon as they are read,
+/// before any buffer is reserved for the bytes they announce, so a hostile
+/// length never causes a large allocation. Bodies come out as [`Bytes`]
+/// slices of the read buffer: no copy.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use teleport::frame::{Frame, FrameCodec, Header, HeaderCodec, Kind};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = FrameCodec::new(1024);
+/// let frame = Frame::new(HeaderCodec::Protobuf, Header::new(Kind::Push, 3, "/msg/note"), &b"shi"[..]);
+/// let mut buf = BytesMut::new();
+/// codec.encode(&frame, &mut buf).unwrap();
+/// assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame));
+/// ```
+#[derive(Clone, Debug)]
+pub struct FrameCodec {
+    max_frame_size: usize,
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        FrameCodec::new(DEFAULT_MAX_FRAME_SIZE)
+    }
+}
+
+impl FrameCodec {
+    /// A codec that refuses headers or bodies larger than `max_frame_size` bytes.
+    pub fn new(max_frame_size: usize) -> Self {
+        FrameCodec { max_frame_size }
+    }
+
+    /// The configured limit.
+    pub fn max_frame_size(&self) -> usize {
+        self.max_frame_size
+    }
+
+    fn check(&self, part: &'static str, len: usize) -> Result<(), FrameError> {
+        if len > self.max_frame_size {
+            return Err(FrameError::TooLarge {
+                part,
+                len,
+                limit: self.max_frame_size,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn be_u32(b: &[u8]) -> usize {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if src.len() < 4 {
+            return Ok(None);
+        }
+        let header_len = be_u32(src);
+        if header_len == 0 {
+            return Err(FrameError::EmptyHeader);
+        }
+        self.check("header", header_len)?;
+        let head = 4 + header_len + 4;
+        if src.len() < head {
+            src.reserve(head - src.len());
+            return Ok(None);
+        }
+        let body_len = be_u32(&src[4 + header_len..]);
+        self.check("body", body_len)?;
+        let total = head + body_len;
+        if src.len() < total {
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        let header_codec =
+            HeaderCodec::from_id(src[4]).ok_or(FrameError::UnknownHeaderCodec(src[4]))?;
+        let header = Header::decode(header_codec, &src[5..4 + header_len])?;
+        src.advance(head);
+        let body = src.split_to(body_len).freeze();
+        Ok(Some(Frame {
+            header_codec,
+            header,
+            body,
+        }))
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        match self.decode(buf)? {
+            Some(frame) => Ok(Some(frame)),
+            None if buf.is_empty() => Ok(None),
+            None => Err(FrameError::Truncated {
+                buffered: buf.len(),
+            }),
+        }
+    }
+}
+
+impl Encoder<&Frame> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.check("body", frame.body.len())?;
+        encode_frame(frame.header_codec, &frame.header, &frame.body, dst);
+        Ok(())
+    }
+}
+
+/// Appends one frame to `dst`: header encoded with `header_codec`, then the
+/// body section as given (its codec id byte first, or empty for no body).
+pub fn encode_frame(header_codec: HeaderCodec, header: &Header, body: &[u8], dst: &mut BytesMut) {
+    let start = dst.len();
+    dst.reserve(4 + 1 + 32 + header.uri.len() + header.status.len() + 4 + body.len());
+    dst.put_u32(0);
+    dst.put_u8(header_codec.id());
+    header.encode(header_codec, dst);
+    let header_len = (dst.len() - start - 4) as u32;
+    dst[start..start + 4].copy_from_slice(&header_len.to_be_bytes());
+    dst.put_u32(body.len() as u32);
+    dst.put_slice(body);
+}
+
+impl Frame {
+    /// A frame from its parts; `body` is the body section (codec id byte first).
+    pub fn new(header_codec: HeaderCodec, header: Header, body: impl Into<Bytes>) -> Frame {
+        Frame {
+            header_codec,
+            header,
+            body: body.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Kind;
+
+    fn sample() -> Frame {
+        Frame::new(
+            HeaderCodec::Protobuf,
+            Header::new(Kind::Pull, 1, "/home/add?x=1"),
+            &b"j[40,2]"[..],
+        )
+    }
+
+    #[test]
+    fn encodes_the_go_bytes_of_pull_add() {
+        let mut buf = BytesMut::new();
+        FrameCodec::default().encode(&sample(), &mut buf).unwrap();
+        let go = "0000001470080110011a0d2f686f6d652f6164643f783d31000000076a5b34302c325d";
+        let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, go);
+    }
+
+    #[test]
+    fn decodes_a_frame_split_at_every_byte_boundary() {
+        let mut whole = BytesMut::new();
+        let mut codec = FrameCodec::default();
+        codec.encode(&sample(), &mut whole).unwrap();
+        codec.encode(&sample(), &mut whole).unwrap();
+        for cut in 0..whole.len() {
+            let mut buf = BytesMut::from(&whole[..cut]);
+            let mut got = Vec::new();
+            while let Some(f) = codec.decode(&mut buf).unwrap() {
+                got.push(f);
+            }
+            buf.extend_from_slice(&whole[cut..]);
+            while let Some(f) = codec.decode(&mut buf).unwrap() {
+                got.push(f);
+            }
+            assert_eq!(got, vec![sample(), sample()], "cut at {cut}");
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn oversized_lengths_are_refused_before_allocating() {
+        let mut codec = FrameCodec::new(1024);
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { part: "header", len: 0xffff_ffff, limit: 1024 }));
+        assert!(buf.capacity() < 1024);
+
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x01p\x7f\xff\xff\xff"[..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "frame body of 2147483647 bytes exceeds the limit of 1024 bytes"
+        );
+    }
+
+    #[test]
+    fn zero_header_length_and_unknown_header_codec_are_errors() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x00\x00\x00\x00\x00"[..]);
+        assert!(matches!(codec.decode(&mut buf), Err(FrameError::EmptyHeader)));
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x01x\x00\x00\x00\x00"[..]);
+        assert!(matches!(codec.decode(&mut buf), Err(FrameError::UnknownHeaderCodec(b'x'))));
+    }
+
+    #[test]
+    fn body_length_zero_means_no_body_and_one_is_an_empty_encoding() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x03p\x10\x02\x00\x00\x00\x00"[..]);
+        let f = codec.decode(&mut buf).unwrap().unwrap();
+        assert!(f.body.is_empty());
+        assert_eq!(f.body_codec(), None);
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x03p\x10\x02\x00\x00\x00\x01p"[..]);
+        let f = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(f.body_codec(), Some(b'p'));
+        assert!(f.payload().is_empty());
+    }
+
+    #[test]
+    fn eof_inside_a_frame_is_truncated() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x03p"[..]);
+        assert!(matches!(
+            codec.decode_eof(&mut buf),
+            Err(FrameError::Truncated { buffered: 5 })
+        ));
+    }
+}

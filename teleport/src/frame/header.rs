@@ -1,0 +1,383 @@
+//! The packet header: sequence number, kind, URI, gzip level and status.
+//!
+//! The header is encoded with its own codec, named by the byte in front of
+//! it: `p` (protobuf, what Go Teleport's samples use) or `j` (JSON). Both
+//! follow proto3 rules: fields holding their zero value are left out, so the
+//! first pull of a session (seq 0) carries no `seq` field at all.
+//!
+//! | field         | proto | type   |
+//! |---------------|-------|--------|
+//! | `seq`         | 1     | uint64 |
+//! | `type`        | 2     | int32  |
+//! | `uri`         | 3     | string |
+//! | `gzip`        | 4     | int32  |
+//! | `status_code` | 5     | int32  |
+//! | `status`      | 6     | string |
+
+use bytes::{BufMut, BytesMut};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use super::FrameError;
+use crate::status::Status;
+
+/// What a packet is: a pull, its reply, or a one-way push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A request that expects a reply (wire value 1).
+    Pull,
+    /// The answer to a pull, matched to it by `seq` (wire value 2).
+    Reply,
+    /// A one-way message (wire value 4 in v2.0).
+    Push,
+    /// Any other wire value; answered with status 410.
+    Other(i32),
+}
+
+impl Kind {
+    /// The wire value of a pull.
+    pub const PULL: i32 = 1;
+    /// The wire value of a reply.
+    pub const REPLY: i32 = 2;
+    /// The wire value of a push in v2.0 (v2.1+ moved it to 3).
+    pub const PUSH: i32 = 4;
+
+    /// The kind for a wire value.
+    pub fn from_wire(v: i32) -> Kind {
+        match v {
+            Self::PULL => Kind::Pull,
+            Self::REPLY => Kind::Reply,
+            Self::PUSH => Kind::Push,
+            other => Kind::Other(other),
+        }
+    }
+
+    /// The wire value of this kind.
+    pub fn to_wire(self) -> i32 {
+        match self {
+            Kind::Pull => Self::PULL,
+            Kind::Reply => Self::REPLY,
+            Kind::Push => Self::PUSH,
+            Kind::Other(v) => v,
+        }
+    }
+}
+
+/// A header codec: how the header bytes of a frame are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum HeaderCodec {
+    /// Protobuf (`p`), the default and what Go Teleport's samples configure.
+    #[default]
+    Protobuf,
+    /// JSON (`j`), the Go socket layer's built-in default.
+    Json,
+}
+
+impl HeaderCodec {
+    /// The id byte in front of the header.
+    pub fn id(self) -> u8 {
+        match self {
+            HeaderCodec::Protobuf => b'p',
+            HeaderCodec::Json => b'j',
+        }
+    }
+
+    /// The header codec for an id byte.
+    pub fn from_id(id: u8) -> Option<HeaderCodec> {
+        match id {
+            b'p' => Some(HeaderCodec::Protobuf),
+            b'j' => Some(HeaderCodec::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A packet header.
+///
+/// ```
+/// use teleport::frame::{Header, Kind};
+///
+/// let h = Header::new(Kind::Pull, 7, "/home/add?x=1");
+/// assert_eq!(h.path(), "/home/add");
+/// assert_eq!(h.query(), "x=1");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Header {
+    /// Sequence number chosen by the sender of a pull or push; a reply copies it.
+    pub seq: u64,
+    /// Pull, reply, push or an unknown type.
+    pub kind: Kind,
+    /// Path with optional query, e.g. `/home/add?x=1`.
+    pub uri: String,
+    /// Gzip level of the body: 0 none, 1..=9, -1 default, -2 Huffman only.
+    pub gzip: i32,
+    /// Status code (replies only; 0 elsewhere).
+    pub status_code: i32,
+    /// Status text (replies only).
+    pub status: String,
+}
+
+impl Default for Kind {
+    fn default() -> Self {
+        Kind::Other(0)
+    }
+}
+
+impl Header {
+    /// A header of a kind, seq and URI, with no gzip and no status.
+    pub fn new(kind: Kind, seq: u64, uri: impl Into<String>) -> Header {
+        Header {
+            seq,
+            kind,
+            uri: uri.into(),
+            ..Header::default()
+        }
+    }
+
+    /// The reply header for this pull: same seq, URI and gzip level, with a status.
+    pub fn reply(&self, status: &Status) -> Header {
+        Header {
+            seq: self.seq,
+            kind: Kind::Reply,
+            uri: self.uri.clone(),
+            gzip: self.gzip,
+            status_code: status.code(),
+            status: status.text().to_owned(),
+        }
+    }
+
+    /// The path part of the URI (before `?`).
+    pub fn path(&self) -> &str {
+        split_uri(&self.uri).0
+    }
+
+    /// The query part of the URI (after `?`, empty if none).
+    pub fn query(&self) -> &str {
+        split_uri(&self.uri).1
+    }
+
+    /// The status of a reply.
+    pub fn status(&self) -> Status {
+        Status::new(self.status_code, self.status.clone())
+    }
+
+    /// Appends the header encoded with `codec` to `dst` (without the codec id byte).
+    pub fn encode(&self, codec: HeaderCodec, dst: &mut BytesMut) {
+        match codec {
+            HeaderCodec::Protobuf => {
+                let proto = ProtoHeaderRef::from(self);
+                proto.encode_raw(dst);
+            }
+            HeaderCodec::Json => {
+                let json = JsonHeader {
+                    seq: self.seq,
+                    kind: self.kind.to_wire(),
+                    uri: &self.uri,
+                    gzip: self.gzip,
+                    status_code: self.status_code,
+                    status: &self.status,
+                };
+                // Serializing a struct of integers and strings into memory cannot fail.
+                let _ = serde_json::to_writer(dst.writer(), &json);
+            }
+        }
+    }
+
+    /// Decodes a header encoded with `codec` (without the codec id byte).
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError::MalformedHeader`] if the bytes are not a valid header,
+    /// including a URI or status that is not UTF-8.
+    pub fn decode(codec: HeaderCodec, src: &[u8]) -> Result<Header, FrameError> {
+        match codec {
+            HeaderCodec::Protobuf => {
+                let p = ProtoHeader::decode(src).map_err(|e| FrameError::MalformedHeader {
+                    codec: 'p',
+                    reason: e.to_string(),
+                })?;
+                Ok(Header {
+                    seq: p.seq,
+                    kind: Kind::from_wire(p.r#type),
+                    uri: p.uri,
+                    gzip: p.gzip,
+                    status_code: p.status_code,
+                    status: p.status,
+                })
+            }
+            HeaderCodec::Json => {
+                let j: JsonHeaderOwned =
+                    serde_json::from_slice(src).map_err(|e| FrameError::MalformedHeader {
+                        codec: 'j',
+                        reason: e.to_string(),
+                    })?;
+                Ok(Header {
+                    seq: j.seq,
+                    kind: Kind::from_wire(j.kind),
+                    uri: j.uri,
+                    gzip: j.gzip,
+                    status_code: j.status_code,
+                    status: j.status,
+                })
+            }
+        }
+    }
+}
+
+/// Splits a URI into its path and query.
+pub(crate) fn split_uri(uri: &str) -> (&str, &str) {
+    match uri.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (uri, ""),
+    }
+}
+
+/// The protobuf form of the header, as Go Teleport's gogo-protobuf defines it.
+#[derive(Clone, PartialEq, Message)]
+struct ProtoHeader {
+    #[prost(uint64, tag = "1")]
+    seq: u64,
+    #[prost(int32, tag = "2")]
+    r#type: i32,
+    #[prost(string, tag = "3")]
+    uri: String,
+    #[prost(int32, tag = "4")]
+    gzip: i32,
+    #[prost(int32, tag = "5")]
+    status_code: i32,
+    #[prost(string, tag = "6")]
+    status: String,
+}
+
+/// Encodes a borrowed header with prost's field encoders, without cloning strings.
+struct ProtoHeaderRef<'a> {
+    h: &'a Header,
+}
+
+impl<'a> From<&'a Header> for ProtoHeaderRef<'a> {
+    fn from(h: &'a Header) -> Self {
+        ProtoHeaderRef { h }
+    }
+}
+
+impl ProtoHeaderRef<'_> {
+    fn encode_raw(&self, buf: &mut BytesMut) {
+        use prost::encoding::{int32, string, uint64};
+        let h = self.h;
+        if h.seq != 0 {
+            uint64::encode(1, &h.seq, buf);
+        }
+        let kind = h.kind.to_wire();
+        if kind != 0 {
+            int32::encode(2, &kind, buf);
+        }
+        if !h.uri.is_empty() {
+            string::encode(3, &h.uri, buf);
+        }
+        if h.gzip != 0 {
+            int32::encode(4, &h.gzip, buf);
+        }
+        if h.status_code != 0 {
+            int32::encode(5, &h.status_code, buf);
+        }
+        if !h.status.is_empty() {
+            string::encode(6, &h.status, buf);
+        }
+    }
+}
+
+fn is_zero_i32(v: &i32) -> bool {
+    *v == 0
+}
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// The JSON form, with Go's key names and order, zero values omitted.
+#[derive(Serialize)]
+struct JsonHeader<'a> {
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    seq: u64,
+    #[serde(rename = "type", skip_serializing_if = "is_zero_i32")]
+    kind: i32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    uri: &'a str,
+    #[serde(skip_serializing_if = "is_zero_i32")]
+    gzip: i32,
+    #[serde(skip_serializing_if = "is_zero_i32")]
+    status_code: i32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    status: &'a str,
+}
+
+#[derive(Deserialize)]
+struct JsonHeaderOwned {
+    #[serde(default)]
+    seq: u64,
+    #[serde(rename = "type", default)]
+    kind: i32,
+    #[serde(default)]
+    uri: String,
+    #[serde(default)]
+    gzip: i32,
+    #[serde(default)]
+    status_code: i32,
+    #[serde(default)]
+    status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(codec: HeaderCodec, h: &Header) -> Header {
+        let mut buf = BytesMut::new();
+        h.encode(codec, &mut buf);
+        Header::decode(codec, &buf).unwrap()
+    }
+
+    #[test]
+    fn first_pull_has_no_seq_field_in_protobuf() {
+        let h = Header::new(Kind::Pull, 0, "/home/echo");
+        let mut buf = BytesMut::new();
+        h.encode(HeaderCodec::Protobuf, &mut buf);
+        // type=1, uri="/home/echo"; the bytes Go writes.
+        assert_eq!(&buf[..], b"\x10\x01\x1a\x0a/home/echo");
+    }
+
+    #[test]
+    fn json_header_uses_go_keys_and_omits_zeros() {
+        let h = Header::new(Kind::Pull, 0, "/echo/str");
+        let mut buf = BytesMut::new();
+        h.encode(HeaderCodec::Json, &mut buf);
+        assert_eq!(&buf[..], br#"{"type":1,"uri":"/echo/str"}"#);
+    }
+
+    #[test]
+    fn both_codecs_round_trip_every_field() {
+        let h = Header {
+            seq: u64::MAX,
+            kind: Kind::Reply,
+            uri: "/a/b?c=d".into(),
+            gzip: -2,
+            status_code: 599,
+            status: "xerror: ü".into(),
+        };
+        assert_eq!(roundtrip(HeaderCodec::Protobuf, &h), h);
+        assert_eq!(roundtrip(HeaderCodec::Json, &h), h);
+    }
+
+    #[test]
+    fn non_utf8_uri_is_a_malformed_header() {
+        let bytes = b"\x10\x01\x1a\x02\xff\xfe";
+        let err = Header::decode(HeaderCodec::Protobuf, bytes).unwrap_err();
+        assert!(matches!(err, FrameError::MalformedHeader { codec: 'p', .. }));
+    }
+
+    #[test]
+    fn unknown_kinds_are_kept() {
+        assert_eq!(Kind::from_wire(7), Kind::Other(7));
+        assert_eq!(Kind::from_wire(4), Kind::Push);
+        assert_eq!(Kind::Other(3).to_wire(), 3);
+    }
+}

@@ -1,0 +1,59 @@
+//! Frames: the unit of the v2.0 wire format.
+//!
+//! Every packet on a connection is one frame. Frames follow each other with
+//! no padding or delimiter:
+//!
+//! ```text
+//! +---------------+-----------+------------+-------------+---------+----------+
+//! | header_len u32| codec u8  | header ... | body_len u32| codec u8| body ... |
+//! +---------------+-----------+------------+-------------+---------+----------+
+//!   big endian     'p' or 'j'               big endian   'j' 'p' 's' 'b' ...
+//!   counts the codec byte and the header     counts the codec byte and the body
+//! ```
+//!
+//! `body_len == 0` means no body and no body codec byte (a 404 reply);
+//! `body_len == 1` is a codec id with an empty encoding. When the header's
+//! `gzip` level is not 0, the bytes after the body codec id are a gzip stream.
+//!
+//! [`FrameCodec`] reads and writes frames over a `BytesMut`; [`Header`] is the
+//! decoded header. Bodies stay undecoded [`Bytes`] here: decoding them into
+//! typed values is the job of [`codec`](crate::codec).
+
+mod codec;
+mod error;
+mod header;
+
+pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec, encode_frame};
+pub use error::FrameError;
+pub use header::{Header, HeaderCodec, Kind};
+pub(crate) use header::split_uri;
+
+use bytes::Bytes;
+
+/// One decoded packet: its header and its still-encoded body section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The codec the header was (or will be) encoded with.
+    pub header_codec: HeaderCodec,
+    /// The header.
+    pub header: Header,
+    /// The body section: codec id byte then payload, or empty for no body.
+    pub body: Bytes,
+}
+
+impl Frame {
+    /// The body codec id, or `None` when the frame has no body.
+    pub fn body_codec(&self) -> Option<u8> {
+        self.body.first().copied()
+    }
+
+    /// The body payload after the codec id (still gzip-compressed if the
+    /// header says so).
+    pub fn payload(&self) -> Bytes {
+        if self.body.is_empty() {
+            Bytes::new()
+        } else {
+            self.body.slice(1..)
+        }
+    }
+}

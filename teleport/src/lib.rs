@@ -1,0 +1,61 @@
+//! # teleport
+//!
+//! A peer-to-peer RPC and socket framework for Tokio, wire-compatible with
+//! Go Teleport v2.0.
+//!
+//! Every endpoint is a [`Peer`] that can listen and dial with the same API.
+//! Each connection is a [`Session`] over which *either* side can
+//! [`pull`](Session::pull) (request/reply) and [`push`](Session::push)
+//! (one-way), with any number of calls in flight at once. Incoming calls are
+//! routed by URI path to the handlers of a [`Router`].
+//!
+//! ## A tour
+//!
+//! - [`frame`]: the v2.0 wire format, a `tokio_util` codec with size limits.
+//! - [`codec`]: body codecs (`j` JSON, `p` protobuf, `s` string, `b` bincode,
+//!   and your own) and gzip.
+//! - [`Status`]: the outcome of a call on the wire (code and text).
+//! - [`router`]: handlers by path, groups, fallbacks, the call context [`Ctx`].
+//! - [`session`]: one connection, multiplexed pulls and pushes both ways.
+//! - [`peer`]: listening, dialing, the session registry, configuration.
+//!
+//! ```no_run
+//! use teleport::{Ctx, Peer, PeerConfig, Router, Status};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let mut router = Router::new();
+//!     router.pull("/home/add", |_: Ctx, [a, b]: [i64; 2]| async move { Ok::<_, Status>(a + b) });
+//!     let server = Peer::new(PeerConfig::default(), router);
+//!     let addr = server.listen("127.0.0.1:0").await?;
+//!
+//!     let client = Peer::new(PeerConfig::default(), Router::new());
+//!     let session = client.dial(addr).await?;
+//!     let sum: i64 = session.pull("/home/add", &[40, 2]).await?;
+//!     assert_eq!(sum, 42);
+//!     Ok(())
+//! }
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+pub mod codec;
+mod error;
+pub mod frame;
+pub mod peer;
+pub mod router;
+pub mod session;
+pub mod status;
+
+pub use codec::{CodecId, Proto};
+pub use error::{Error, PeerError};
+pub use frame::{Header, HeaderCodec, Kind};
+pub use peer::{Peer, PeerConfig};
+pub use router::{Ctx, RawReply, Router};
+pub use session::{CallOptions, Session};
+pub use status::Status;
+
+/// Items only generated code (the `service` macro) uses. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::router::to_snake_case;
+}

@@ -1,0 +1,133 @@
+//! [`PeerConfig`]: codecs, timeouts and limits shared by every session of a peer.
+
+use std::time::Duration;
+
+use crate::codec::{CodecId, Codecs};
+use crate::frame::{DEFAULT_MAX_FRAME_SIZE, HeaderCodec};
+
+/// How a peer and its sessions behave. Every field has a safe default;
+/// change them with the builder methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use teleport::{CodecId, PeerConfig};
+///
+/// let config = PeerConfig::default()
+///     .body_codec(CodecId::JSON)
+///     .pull_timeout(Some(Duration::from_secs(5)))
+///     .max_frame_size(1 << 20);
+/// assert_eq!(config.body_codec, CodecId::JSON);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PeerConfig {
+    /// Header codec of the pulls and pushes this peer sends (replies use the
+    /// codec of their pull). Default: protobuf.
+    pub header_codec: HeaderCodec,
+    /// Body codec of the pulls and pushes this peer sends, and of replies to
+    /// body-less pulls. Default: JSON, which Go peers understand.
+    pub body_codec: CodecId,
+    /// Gzip level of the bodies this peer sends (0 none, 1..=9). Default 0.
+    pub gzip: i32,
+    /// How long a pull waits for its reply unless the call sets its own.
+    /// `None` waits until the reply or the end of the session. Default 30 s.
+    pub pull_timeout: Option<Duration>,
+    /// How long dialing may take. Default 10 s.
+    pub dial_timeout: Duration,
+    /// Largest header and largest body accepted or sent, each, in bytes.
+    /// A peer announcing more gets its connection closed. Default 8 MiB.
+    pub max_frame_size: usize,
+    /// Calls that take longer are logged as warnings. Default 1 s.
+    pub slow_call: Option<Duration>,
+    /// Whether call logs include the bodies (at `trace` level). Default false.
+    pub log_bodies: bool,
+    /// Most incoming pulls and pushes handled at once per session; past it
+    /// the session stops reading until one finishes (TCP backpressure).
+    /// Default 4096.
+    pub max_handlers: usize,
+    /// How many outgoing pulls and pushes may wait for the connection task
+    /// per session; callers past it wait (backpressure). Default 1024.
+    pub send_queue: usize,
+    /// Bytes of written-but-unsent data per session above which the session
+    /// stops taking new outgoing frames until the socket drains. Default 1 MiB.
+    pub write_buffer: usize,
+    /// A session whose socket accepts no data for this long while data is
+    /// waiting to be sent is closed. Default 30 s.
+    pub write_timeout: Option<Duration>,
+    /// A session that receives nothing for this long is closed. Default none.
+    pub read_idle_timeout: Option<Duration>,
+    /// Set `TCP_NODELAY` on every connection. Default true.
+    pub nodelay: bool,
+    /// Body codecs this peer knows besides the built-in ones.
+    pub codecs: Codecs,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            header_codec: HeaderCodec::Protobuf,
+            body_codec: CodecId::JSON,
+            gzip: 0,
+            pull_timeout: Some(Duration::from_secs(30)),
+            dial_timeout: Duration::from_secs(10),
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            slow_call: Some(Duration::from_secs(1)),
+            log_bodies: false,
+            max_handlers: 4096,
+            send_queue: 1024,
+            write_buffer: 1 << 20,
+            write_timeout: Some(Duration::from_secs(30)),
+            read_idle_timeout: None,
+            nodelay: true,
+            codecs: Codecs::default(),
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        impl PeerConfig {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`PeerConfig::header_codec`].
+    header_codec: HeaderCodec;
+    /// Sets [`PeerConfig::body_codec`].
+    body_codec: CodecId;
+    /// Sets [`PeerConfig::gzip`].
+    gzip: i32;
+    /// Sets [`PeerConfig::pull_timeout`].
+    pull_timeout: Option<Duration>;
+    /// Sets [`PeerConfig::dial_timeout`].
+    dial_timeout: Duration;
+    /// Sets [`PeerConfig::max_frame_size`].
+    max_frame_size: usize;
+    /// Sets [`PeerConfig::slow_call`].
+    slow_call: Option<Duration>;
+    /// Sets [`PeerConfig::log_bodies`].
+    log_bodies: bool;
+    /// Sets [`PeerConfig::max_handlers`].
+    max_handlers: usize;
+    /// Sets [`PeerConfig::send_queue`].
+    send_queue: usize;
+    /// Sets [`PeerConfig::write_buffer`].
+    write_buffer: usize;
+    /// Sets [`PeerConfig::write_timeout`].
+    write_timeout: Option<Duration>;
+    /// Sets [`PeerConfig::read_idle_timeout`].
+    read_idle_timeout: Option<Duration>;
+    /// Sets [`PeerConfig::nodelay`].
+    nodelay: bool;
+    /// Sets [`PeerConfig::codecs`].
+    codecs: Codecs;
+}

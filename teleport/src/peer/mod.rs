@@ -1,0 +1,274 @@
+//! Peers: endpoints that listen and dial with the same API.
+//!
+//! A [`Peer`] owns a [`Router`] and a [`PeerConfig`]. It can listen on any
+//! number of addresses and dial any number of remote peers; every
+//! connection, accepted or dialed, becomes a [`Session`] served by the same
+//! router, so both ends of a connection can pull and push to each other.
+//! The peer keeps a registry of its live sessions.
+//!
+//! ```no_run
+//! use teleport::{Ctx, Peer, PeerConfig, Router, Status};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut router = Router::new();
+//! router.pull("/home/echo", |_: Ctx, s: String| async move { Ok::<_, Status>(s) });
+//! let server = Peer::new(PeerConfig::default(), router);
+//! let addr = server.listen("127.0.0.1:0").await?;
+//!
+//! let client = Peer::new(PeerConfig::default(), Router::new());
+//! let session = client.dial(addr).await?;
+//! let reply: String = session.pull("/home/echo", &"hi").await?;
+//! assert_eq!(reply, "hi");
+//! # Ok(()) }
+//! ```
+
+mod config;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio_util::sync::CancellationToken;
+
+pub use config::PeerConfig;
+
+use crate::error::PeerError;
+use crate::router::Router;
+use crate::session::Session;
+
+/// An endpoint that listens and dials; cheap to clone (all clones are the same peer).
+#[derive(Clone)]
+pub struct Peer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<PeerConfig>,
+    router: Arc<Router>,
+    sessions: Mutex<HashMap<u64, Session>>,
+    next_id: AtomicU64,
+    shutdown: CancellationToken,
+    listen_addrs: Mutex<Vec<SocketAddr>>,
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer")
+            .field("listening", &self.listen_addrs())
+            .field("sessions", &self.session_count())
+            .finish()
+    }
+}
+
+impl Peer {
+    /// A peer serving `router` with `config`. It neither listens nor dials yet.
+    pub fn new(config: PeerConfig, router: Router) -> Peer {
+        Peer {
+            inner: Arc::new(Inner {
+                config: Arc::new(config),
+                router: Arc::new(router),
+                sessions: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                shutdown: CancellationToken::new(),
+                listen_addrs: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PeerConfig {
+        &self.inner.config
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// Binds `addr` and accepts connections on it in a background task until
+    /// [`Peer::close`]. Returns the bound address (useful with port 0).
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Listen`] if the address cannot be bound.
+    pub async fn listen(&self, addr: impl ToSocketAddrs + fmt::Display) -> Result<SocketAddr, PeerError> {
+        let listener = TcpListener::bind(&addr).await.map_err(|source| PeerError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+        self.serve(listener)
+    }
+
+    /// Accepts connections on an already-bound listener in a background task.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Listen`] if the listener's address cannot be read, or
+    /// [`PeerError::ShuttingDown`].
+    pub fn serve(&self, listener: TcpListener) -> Result<SocketAddr, PeerError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(PeerError::ShuttingDown);
+        }
+        let local = listener.local_addr().map_err(|source| PeerError::Listen {
+            addr: "<listener>".into(),
+            source,
+        })?;
+        lock(&self.inner.listen_addrs).push(local);
+        tracing::info!(addr = %local, "listening");
+        let peer = self.clone();
+        tokio::spawn(async move {
+            peer.accept_loop(listener, local).await;
+        });
+        Ok(local)
+    }
+
+    async fn accept_loop(self, listener: TcpListener, local: SocketAddr) {
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let accepted = tokio::select! {
+                _ = self.inner.shutdown.cancelled() => break,
+                r = listener.accept() => r,
+            };
+            match accepted {
+                Ok((stream, remote)) => {
+                    backoff = Duration::from_millis(5);
+                    if self.inner.config.nodelay {
+                        let _ = stream.set_nodelay(true);
+                    }
+                    let session = self.start_session(stream, remote, local);
+                    tracing::debug!(session = session.id(), %remote, "accepted");
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: log, back off, keep serving.
+                    tracing::error!(addr = %local, error = %e, "accept failed; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        lock(&self.inner.listen_addrs).retain(|a| *a != local);
+        tracing::info!(addr = %local, "stopped listening");
+    }
+
+    /// Connects to a remote peer; the connection becomes a session served by
+    /// this peer's router.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Dial`] or [`PeerError::DialTimeout`].
+    pub async fn dial(&self, addr: impl ToSocketAddrs + fmt::Display) -> Result<Session, PeerError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(PeerError::ShuttingDown);
+        }
+        let timeout = self.inner.config.dial_timeout;
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => {
+                return Err(PeerError::Dial {
+                    addr: addr.to_string(),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(PeerError::DialTimeout {
+                    addr: addr.to_string(),
+                    timeout,
+                });
+            }
+        };
+        if self.inner.config.nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        let dial_err = |source| PeerError::Dial {
+            addr: addr.to_string(),
+            source,
+        };
+        let remote = stream.peer_addr().map_err(dial_err)?;
+        let local = stream.local_addr().map_err(dial_err)?;
+        let session = self.start_session(stream, remote, local);
+        tracing::debug!(session = session.id(), %remote, "dialed");
+        Ok(session)
+    }
+
+    /// Runs a session over any byte stream (a TLS stream, an in-memory
+    /// duplex...). `remote` and `local` are what the session reports.
+    pub fn attach<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.start_session(io, remote, local)
+    }
+
+    fn start_session<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let session = crate::session::spawn(
+            id,
+            io,
+            remote,
+            local,
+            self.clone(),
+            self.inner.config.clone(),
+            self.inner.router.clone(),
+        );
+        lock(&self.inner.sessions).insert(id, session.clone());
+        session
+    }
+
+    pub(crate) fn remove_session(&self, id: u64) {
+        lock(&self.inner.sessions).remove(&id);
+    }
+
+    /// The live session with this id.
+    pub fn session(&self, id: u64) -> Option<Session> {
+        lock(&self.inner.sessions).get(&id).cloned()
+    }
+
+    /// All live sessions, in no particular order.
+    pub fn sessions(&self) -> Vec<Session> {
+        lock(&self.inner.sessions).values().cloned().collect()
+    }
+
+    /// How many sessions are live.
+    pub fn session_count(&self) -> usize {
+        lock(&self.inner.sessions).len()
+    }
+
+    /// The addresses this peer listens on.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        lock(&self.inner.listen_addrs).clone()
+    }
+
+    /// Stops listening, closes every session (flushing what was already
+    /// written to them) and waits up to `timeout` for them to end. Pending
+    /// pulls on those sessions end with [`Error::ConnectionClosed`](crate::Error::ConnectionClosed).
+    pub async fn close(&self, timeout: Duration) {
+        self.inner.shutdown.cancel();
+        let sessions = self.sessions();
+        for s in &sessions {
+            s.start_close();
+        }
+        let all = futures_util::future::join_all(sessions.iter().map(|s| s.closed()));
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!(left = self.session_count(), "sessions still open after {timeout:?}; dropping them");
+        }
+    }
+
+    /// Whether [`Peer::close`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+}
+
+/// Locks a mutex, going on with the data if a holder panicked (the maps it
+/// guards stay consistent across any single operation).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

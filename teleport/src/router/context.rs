@@ -1,0 +1,200 @@
+//! [`Ctx`]: what a handler knows about the call it serves.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU16, Ordering};
+
+use bytes::Bytes;
+
+use crate::codec::{CodecId, Encode, encode_section};
+use crate::frame::{Frame, Header, HeaderCodec, split_uri};
+use crate::peer::Peer;
+use crate::session::Session;
+use crate::status::Status;
+
+/// The context of one incoming pull or push.
+///
+/// It gives the handler the [`Session`] the call came on (to push or pull
+/// back to the caller), the [`Peer`], the header with its URI and query, the
+/// remote address, and lets it choose the reply's body codec and gzip level.
+/// Cloning is cheap.
+#[derive(Clone)]
+pub struct Ctx {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    session: Session,
+    header_codec: HeaderCodec,
+    header: Header,
+    body_codec: Option<CodecId>,
+    /// `u16::MAX`: same codec as the pull.
+    reply_codec: AtomicU16,
+    /// `i32::MIN`: same gzip level as the pull.
+    reply_gzip: AtomicI32,
+}
+
+const SAME_CODEC: u16 = u16::MAX;
+const SAME_GZIP: i32 = i32::MIN;
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("session", &self.inner.session.id())
+            .field("remote", &self.remote_addr())
+            .field("header", &self.inner.header)
+            .finish()
+    }
+}
+
+impl Ctx {
+    pub(crate) fn new(session: Session, frame: &Frame) -> Ctx {
+        Ctx {
+            inner: Arc::new(Inner {
+                session,
+                header_codec: frame.header_codec,
+                header: frame.header.clone(),
+                body_codec: frame.body_codec().map(CodecId),
+                reply_codec: AtomicU16::new(SAME_CODEC),
+                reply_gzip: AtomicI32::new(SAME_GZIP),
+            }),
+        }
+    }
+
+    /// The session the call arrived on: push or pull back to the caller through it.
+    pub fn session(&self) -> &Session {
+        &self.inner.session
+    }
+
+    /// The peer that owns the session.
+    pub fn peer(&self) -> &Peer {
+        self.inner.session.peer()
+    }
+
+    /// The remote address of the session.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.inner.session.remote_addr()
+    }
+
+    /// The incoming header.
+    pub fn header(&self) -> &Header {
+        &self.inner.header
+    }
+
+    /// The codec the incoming header was encoded with (a reply uses the same).
+    pub fn header_codec(&self) -> HeaderCodec {
+        self.inner.header_codec
+    }
+
+    /// The full URI, with its query.
+    pub fn uri(&self) -> &str {
+        &self.inner.header.uri
+    }
+
+    /// The path of the URI (what routing used).
+    pub fn path(&self) -> &str {
+        split_uri(&self.inner.header.uri).0
+    }
+
+    /// The raw query string (after `?`, empty if none).
+    pub fn query_string(&self) -> &str {
+        split_uri(&self.inner.header.uri).1
+    }
+
+    /// The query's key/value pairs, percent-decoded.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(self.query_string().as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    /// The first value of a query key, percent-decoded.
+    ///
+    /// ```no_run
+    /// # fn f(ctx: teleport::Ctx) {
+    /// // for the URI "/home/add?x=1"
+    /// assert_eq!(ctx.query("x").as_deref(), Some("1"));
+    /// # }
+    /// ```
+    pub fn query(&self, key: &str) -> Option<String> {
+        form_urlencoded::parse(self.query_string().as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The codec of the incoming body, or `None` if it had none.
+    pub fn body_codec(&self) -> Option<CodecId> {
+        self.inner.body_codec
+    }
+
+    /// Replies with this body codec instead of the pull's.
+    pub fn set_reply_codec(&self, codec: CodecId) {
+        self.inner
+            .reply_codec
+            .store(codec.0 as u16, Ordering::Relaxed);
+    }
+
+    /// Replies with this gzip level instead of the pull's (0 for none).
+    pub fn set_reply_gzip(&self, level: i32) {
+        self.inner.reply_gzip.store(level, Ordering::Relaxed);
+    }
+
+    /// The body codec the reply will use.
+    pub fn reply_codec(&self) -> CodecId {
+        match self.inner.reply_codec.load(Ordering::Relaxed) {
+            SAME_CODEC => self
+                .inner
+                .body_codec
+                .unwrap_or_else(|| self.inner.session.config().body_codec),
+            id => CodecId(id as u8),
+        }
+    }
+
+    /// The gzip level the reply will use.
+    pub fn reply_gzip(&self) -> i32 {
+        match self.inner.reply_gzip.load(Ordering::Relaxed) {
+            SAME_GZIP => self.inner.header.gzip,
+            level => level,
+        }
+    }
+
+    /// A reply frame carrying `value` with status 200, or a 500 if it cannot be encoded.
+    pub(crate) fn reply_value<T: Encode + ?Sized>(&self, value: &T) -> Frame {
+        let config = self.inner.session.config();
+        let gzip = self.reply_gzip();
+        match encode_section(
+            value,
+            self.reply_codec(),
+            gzip,
+            &config.codecs,
+            config.max_frame_size,
+        ) {
+            Ok(body) => self.reply_frame(&Status::ok(), gzip, body),
+            Err(e) => {
+                tracing::error!(uri = %self.uri(), error = %e, "cannot encode the reply");
+                self.reply_status(&Status::internal(format!("cannot encode the reply: {e}")))
+            }
+        }
+    }
+
+    /// A body-less reply frame with a status.
+    pub(crate) fn reply_status(&self, status: &Status) -> Frame {
+        self.reply_frame(status, self.inner.header.gzip, Bytes::new())
+    }
+
+    /// A reply frame with a status and an already-encoded body section.
+    pub(crate) fn reply_frame(&self, status: &Status, gzip: i32, body: Bytes) -> Frame {
+        let mut header = self.inner.header.reply(status);
+        header.gzip = if body.is_empty() {
+            self.inner.header.gzip
+        } else {
+            gzip
+        };
+        Frame {
+            header_codec: self.inner.header_codec,
+            header,
+            body,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Handlers: typed async functions erased into one shape the session can run.
+//!
+//! Users register plain async closures; this module wraps each into a
+//! function from `(Ctx, body section)` to a boxed future of the reply frame,
+//! decoding the argument and encoding the result on the way.
+
+use std::future::{Future, ready};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::Ctx;
+use crate::codec::{CodecError, Decode, Encode, decode_section};
+use crate::frame::Frame;
+use crate::status::{Status, code};
+
+/// A boxed, sendable future: the one shape every handler runs as.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A handler after erasure: a pull handler's future yields its reply frame,
+/// a push handler's yields `None`.
+pub(crate) type HandlerFn = Arc<dyn Fn(Ctx, Bytes) -> BoxFuture<Option<Frame>> + Send + Sync>;
+
+/// The reply of a raw pull handler: a status and an already-encoded body.
+///
+/// `body` is a body section as on the wire: the codec id byte, then the
+/// payload (gzip-compressed when `gzip` is not 0), or empty for no body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawReply {
+    /// The status of the reply.
+    pub status: Status,
+    /// The gzip level the body was compressed with.
+    pub gzip: i32,
+    /// The body section.
+    pub body: Bytes,
+}
+
+impl RawReply {
+    /// A body-less reply with a status.
+    pub fn status(status: Status) -> RawReply {
+        RawReply {
+            status,
+            gzip: 0,
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// The status a pull gets when its body cannot be decoded.
+pub(crate) fn decode_failure(e: &CodecError) -> Status {
+    match e {
+        CodecError::UnknownCodec(_) => Status::from_code(code::UNSUPPORTED_CODEC_TYPE),
+        other => Status::bad_request(format!("cannot decode the body: {other}")),
+    }
+}
+
+pub(crate) fn typed_pull<F, Req, Resp, E, Fut>(f: F) -> HandlerFn
+where
+    F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+    Req: Decode + Send + 'static,
+    Resp: Encode + Send + 'static,
+    E: Into<Status> + Send + 'static,
+{
+    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
+        let config = ctx.session().config();
+        match decode_section::<Req>(&body, ctx.header().gzip, &config.codecs, config.max_frame_size) {
+            Err(e) => {
+                tracing::debug!(uri = %ctx.uri(), error = %e, "pull body rejected");
+                Box::pin(ready(Some(ctx.reply_status(&decode_failure(&e)))))
+            }
+            Ok(arg) => {
+                let fut = f(ctx.clone(), arg);
+                Box::pin(async move {
+                    Some(match fut.await {
+                        Ok(value) => ctx.reply_value(&value),
+                        Err(e) => ctx.reply_status(&e.into()),
+                    })
+                })
+            }
+        }
+    })
+}
+
+pub(crate) fn typed_push<F, Req, Fut>(f: F) -> HandlerFn
+where
+    F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+    Req: Decode + Send + 'static,
+{
+    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
+        let config = ctx.session().config();
+        match decode_section::<Req>(&body, ctx.header().gzip, &config.codecs, config.max_frame_size) {
+            Err(e) => {
+                tracing::warn!(uri = %ctx.uri(), remote = %ctx.remote_addr(), error = %e, "push dropped: its body cannot be decoded");
+                Box::pin(ready(None))
+            }
+            Ok(arg) => {
+                let fut = f(ctx, arg);
+                Box::pin(async move {
+                    fut.await;
+                    None
+                })
+            }
+        }
+    })
+}
+
+pub(crate) fn raw_pull<F, Fut>(f: F) -> HandlerFn
+where
+    F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = RawReply> + Send + 'static,
+{
+    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
+        let fut = f(ctx.clone(), body);
+        Box::pin(async move {
+            let reply = fut.await;
+            Some(ctx.reply_frame(&reply.status, reply.gzip, reply.body))
+        })
+    })
+}
+
+pub(crate) fn raw_push<F, Fut>(f: F) -> HandlerFn
+where
+    F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
+        let fut = f(ctx, body);
+        Box::pin(async move {
+            fut.await;
+            None
+        })
+    })
+}

@@ -1,0 +1,374 @@
+//! The router: which handler serves which URI path.
+//!
+//! A [`Router`] maps paths to pull handlers (which reply) and push handlers
+//! (which do not). Paths can be registered under a [`Group`] prefix, and two
+//! fallbacks catch what no route matches: without them an unknown pull gets
+//! a `404 Not Found` reply and an unknown push is dropped with a log line.
+//!
+//! Handlers are plain async closures. A typed pull handler takes the call's
+//! [`Ctx`] and its decoded argument, and returns `Result<T, E>` where `E`
+//! converts into a [`Status`]: `Ok` replies `200` with the encoded value,
+//! `Err` replies with that status and no body. The raw forms
+//! ([`Router::pull_raw`], [`Router::unknown_pull`]) see the undecoded body,
+//! for proxies.
+//!
+//! Routing uses the path only; the query stays in the URI, readable through
+//! [`Ctx::query`].
+//!
+//! ```
+//! use teleport::{Ctx, Router, Status};
+//!
+//! let mut router = Router::new();
+//! router.pull("/home/echo", |_ctx: Ctx, text: String| async move { Ok::<_, Status>(text) });
+//! router
+//!     .group("/math")
+//!     .pull("/add", |_ctx: Ctx, [a, b]: [i64; 2]| async move { Ok::<_, Status>(a + b) });
+//! router.push("/msg/note", |ctx: Ctx, text: String| async move {
+//!     let _ = ctx.session().push("/msg/back", &format!("echo:{text}")).await;
+//! });
+//! assert!(router.contains_pull("/math/add"));
+//! ```
+//!
+//! Handlers run inside their session's connection task, next to its reads
+//! and writes, which is the fastest path for handlers that mostly await. A
+//! handler that burns CPU for long should be registered on a group made
+//! with [`Router::spawned`], so each call runs as its own task.
+
+mod context;
+mod handler;
+mod uri;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+
+use bytes::Bytes;
+
+pub use context::Ctx;
+pub(crate) use handler::{BoxFuture, HandlerFn};
+pub use handler::RawReply;
+pub use uri::to_snake_case;
+
+use crate::codec::{Decode, Encode};
+use crate::status::Status;
+
+/// A registered handler and how to run it.
+#[derive(Clone)]
+pub(crate) struct Route<H> {
+    pub(crate) handler: H,
+    /// Run each call as its own task instead of inside the connection task.
+    pub(crate) spawn: bool,
+}
+
+/// Maps URI paths to handlers. See the [module docs](self).
+#[derive(Clone, Default)]
+pub struct Router {
+    pulls: HashMap<String, Route<HandlerFn>>,
+    pushes: HashMap<String, Route<HandlerFn>>,
+    unknown_pull: Option<Route<HandlerFn>>,
+    unknown_push: Option<Route<HandlerFn>>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut pulls: Vec<_> = self.pulls.keys().collect();
+        pulls.sort();
+        let mut pushes: Vec<_> = self.pushes.keys().collect();
+        pushes.sort();
+        f.debug_struct("Router")
+            .field("pulls", &pulls)
+            .field("pushes", &pushes)
+            .field("unknown_pull", &self.unknown_pull.is_some())
+            .field("unknown_push", &self.unknown_push.is_some())
+            .finish()
+    }
+}
+
+impl Router {
+    /// An empty router: every pull gets 404, every push is dropped.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// A group under `prefix`: its routes are registered as `prefix + path`.
+    pub fn group(&mut self, prefix: &str) -> Group<'_> {
+        Group {
+            router: self,
+            prefix: uri::join(prefix, "").trim_end_matches('/').to_owned(),
+            spawn: false,
+        }
+    }
+
+    /// A group without prefix whose handlers each run as their own task
+    /// (for CPU-heavy handlers that must not hold up the connection).
+    pub fn spawned(&mut self) -> Group<'_> {
+        Group {
+            router: self,
+            prefix: String::new(),
+            spawn: true,
+        }
+    }
+
+    /// Registers a typed pull handler. See [`Group::pull`].
+    ///
+    /// # Panics
+    ///
+    /// If a pull handler is already registered for the path.
+    pub fn pull<F, Req, Resp, E, Fut>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+        Req: Decode + Send + 'static,
+        Resp: Encode + Send + 'static,
+        E: Into<Status> + Send + 'static,
+    {
+        self.group("").pull(path, handler);
+        self
+    }
+
+    /// Registers a typed push handler. See [`Group::push`].
+    ///
+    /// # Panics
+    ///
+    /// If a push handler is already registered for the path.
+    pub fn push<F, Req, Fut>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+        Req: Decode + Send + 'static,
+    {
+        self.group("").push(path, handler);
+        self
+    }
+
+    /// Registers a raw pull handler. See [`Group::pull_raw`].
+    ///
+    /// # Panics
+    ///
+    /// If a pull handler is already registered for the path.
+    pub fn pull_raw<F, Fut>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = RawReply> + Send + 'static,
+    {
+        self.group("").pull_raw(path, handler);
+        self
+    }
+
+    /// Registers a raw push handler. See [`Group::push_raw`].
+    ///
+    /// # Panics
+    ///
+    /// If a push handler is already registered for the path.
+    pub fn push_raw<F, Fut>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.group("").push_raw(path, handler);
+        self
+    }
+
+    /// Sets the handler for pulls no route matches, in raw form (it sees the
+    /// undecoded body section). Without one, such pulls get `404 Not Found`.
+    pub fn unknown_pull<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = RawReply> + Send + 'static,
+    {
+        self.unknown_pull = Some(Route {
+            handler: handler::raw_pull(handler),
+            spawn: false,
+        });
+        self
+    }
+
+    /// Sets the handler for pushes no route matches, in raw form. Without
+    /// one, such pushes are dropped with a log line.
+    pub fn unknown_push<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.unknown_push = Some(Route {
+            handler: handler::raw_push(handler),
+            spawn: false,
+        });
+        self
+    }
+
+    /// Whether a pull route is registered for exactly this path.
+    pub fn contains_pull(&self, path: &str) -> bool {
+        self.pulls.contains_key(path)
+    }
+
+    /// Whether a push route is registered for exactly this path.
+    pub fn contains_push(&self, path: &str) -> bool {
+        self.pushes.contains_key(path)
+    }
+
+    /// The registered pull paths, sorted.
+    pub fn pull_paths(&self) -> Vec<&str> {
+        let mut v: Vec<_> = self.pulls.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The registered push paths, sorted.
+    pub fn push_paths(&self) -> Vec<&str> {
+        let mut v: Vec<_> = self.pushes.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub(crate) fn find_pull(&self, path: &str) -> Option<&Route<HandlerFn>> {
+        self.pulls.get(path).or(self.unknown_pull.as_ref())
+    }
+
+    pub(crate) fn find_push(&self, path: &str) -> Option<&Route<HandlerFn>> {
+        self.pushes.get(path).or(self.unknown_push.as_ref())
+    }
+
+    fn add_pull(&mut self, path: String, route: Route<HandlerFn>) {
+        tracing::debug!(%path, "registered pull route");
+        if self.pulls.insert(path.clone(), route).is_some() {
+            panic!("teleport: a pull handler is already registered for {path:?}");
+        }
+    }
+
+    fn add_push(&mut self, path: String, route: Route<HandlerFn>) {
+        tracing::debug!(%path, "registered push route");
+        if self.pushes.insert(path.clone(), route).is_some() {
+            panic!("teleport: a push handler is already registered for {path:?}");
+        }
+    }
+}
+
+/// Routes registered under a common prefix. Made by [`Router::group`].
+pub struct Group<'r> {
+    router: &'r mut Router,
+    prefix: String,
+    spawn: bool,
+}
+
+impl fmt::Debug for Group<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("prefix", &self.prefix)
+            .field("spawn", &self.spawn)
+            .finish()
+    }
+}
+
+impl Group<'_> {
+    /// The prefix of this group (empty for the root).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A nested group under `prefix`.
+    pub fn group(&mut self, prefix: &str) -> Group<'_> {
+        Group {
+            prefix: uri::join(&self.prefix, prefix)
+                .trim_end_matches('/')
+                .to_owned(),
+            spawn: self.spawn,
+            router: self.router,
+        }
+    }
+
+    /// Makes every handler registered through this group run as its own task.
+    pub fn spawn_each_call(mut self) -> Self {
+        self.spawn = true;
+        self
+    }
+
+    /// The full path for `path` in this group.
+    pub fn path(&self, path: &str) -> String {
+        uri::join(&self.prefix, path)
+    }
+
+    /// Registers a typed pull handler for `prefix + path`.
+    ///
+    /// The argument is decoded with the body codec of the pull (a body that
+    /// cannot be decoded gets `400`, an unknown codec `415`); `Ok(value)` is
+    /// replied with status 200 and the pull's codec and gzip level unless
+    /// the handler set others on its [`Ctx`]; `Err(e)` is replied as
+    /// `e.into()` with no body.
+    ///
+    /// # Panics
+    ///
+    /// If a pull handler is already registered for the path.
+    pub fn pull<F, Req, Resp, E, Fut>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+        Req: Decode + Send + 'static,
+        Resp: Encode + Send + 'static,
+        E: Into<Status> + Send + 'static,
+    {
+        let route = Route {
+            handler: handler::typed_pull(handler),
+            spawn: self.spawn,
+        };
+        self.router.add_pull(self.path(path), route);
+        self
+    }
+
+    /// Registers a typed push handler for `prefix + path`. A push whose body
+    /// cannot be decoded is dropped with a warning.
+    ///
+    /// # Panics
+    ///
+    /// If a push handler is already registered for the path.
+    pub fn push<F, Req, Fut>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+        Req: Decode + Send + 'static,
+    {
+        let route = Route {
+            handler: handler::typed_push(handler),
+            spawn: self.spawn,
+        };
+        self.router.add_push(self.path(path), route);
+        self
+    }
+
+    /// Registers a raw pull handler: it gets the undecoded body section and
+    /// returns a [`RawReply`].
+    ///
+    /// # Panics
+    ///
+    /// If a pull handler is already registered for the path.
+    pub fn pull_raw<F, Fut>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = RawReply> + Send + 'static,
+    {
+        let route = Route {
+            handler: handler::raw_pull(handler),
+            spawn: self.spawn,
+        };
+        self.router.add_pull(self.path(path), route);
+        self
+    }
+
+    /// Registers a raw push handler: it gets the undecoded body section.
+    ///
+    /// # Panics
+    ///
+    /// If a push handler is already registered for the path.
+    pub fn push_raw<F, Fut>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let route = Route {
+            handler: handler::raw_push(handler),
+            spawn: self.spawn,
+        };
+        self.router.add_push(self.path(path), route);
+        self
+    }
+}

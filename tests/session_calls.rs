@@ -1,0 +1,212 @@
+//! Pulls and pushes over real loopback TCP: round trips, multiplexing,
+//! both directions at once, timeouts, and what happens when a side goes away.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use teleport::{CodecId, Ctx, Error, Peer, PeerConfig, Router, Session, Status};
+use tokio::sync::mpsc;
+
+fn echo_router() -> Router {
+    let mut router = Router::new();
+    router
+        .pull("/home/echo", |_: Ctx, s: String| async move { Ok::<_, Status>(s) })
+        .pull("/home/add", |_: Ctx, [a, b]: [i64; 2]| async move {
+            Ok::<_, Status>(a + b)
+        })
+        .pull("/home/sleep", |_: Ctx, ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, Status>(ms)
+        });
+    router
+}
+
+async fn pair(server_router: Router, client_router: Router) -> (Peer, Peer, Session) {
+    let server = Peer::new(PeerConfig::default(), server_router);
+    let addr = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Peer::new(PeerConfig::default(), client_router);
+    let session = client.dial(addr).await.unwrap();
+    (server, client, session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_round_trips_with_every_codec_with_and_without_gzip() {
+    let (_server, _client, session) = pair(echo_router(), Router::new()).await;
+    for codec in [CodecId::JSON, CodecId::STRING, CodecId::BINCODE] {
+        for gzip in [0, 1, 5, 9] {
+            let text = format!("hello {codec} gzip {gzip} ").repeat(10);
+            let got: String = session
+                .pull("/home/echo", &text)
+                .codec(codec)
+                .gzip(gzip)
+                .await
+                .unwrap();
+            assert_eq!(got, text, "codec {codec} gzip {gzip}");
+        }
+    }
+    let sum: i64 = session.pull("/home/add", &[40, 2]).await.unwrap();
+    assert_eq!(sum, 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_pulls_in_flight_on_one_connection_come_back_out_of_order() {
+    let (_server, _client, session) = pair(echo_router(), Router::new()).await;
+    let mut calls = Vec::new();
+    for i in 0..1000u64 {
+        let session = session.clone();
+        // Later calls sleep less, so replies come back out of order.
+        let ms = (1000 - i) % 50;
+        calls.push(tokio::spawn(async move {
+            let got: u64 = session.pull("/home/sleep", &ms).await.unwrap();
+            assert_eq!(got, ms);
+        }));
+    }
+    for c in calls {
+        c.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_uri_gets_not_found() {
+    let (_server, _client, session) = pair(echo_router(), Router::new()).await;
+    let err = session
+        .pull::<_, String>("/nope/missing", &"x")
+        .await
+        .unwrap_err();
+    let status = err.status().expect("a status error");
+    assert_eq!(status.code(), 404);
+    assert_eq!(status.text(), "Not Found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_call_timeout_fires_and_the_session_keeps_working() {
+    let (_server, _client, session) = pair(echo_router(), Router::new()).await;
+    let err = session
+        .pull::<_, u64>("/home/sleep", &500u64)
+        .timeout(Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let ok: String = session.pull("/home/echo", &"still here").await.unwrap();
+    assert_eq!(ok, "still here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_pull_and_push_at_once_on_one_connection() {
+    let (pushes_tx, mut pushes_rx) = mpsc::unbounded_channel::<String>();
+    let mut client_router = Router::new();
+    client_router.pull("/client/whoami", |_: Ctx, (): ()| async move {
+        Ok::<_, Status>("client".to_string())
+    });
+    let tx = pushes_tx.clone();
+    client_router.push("/client/note", move |_: Ctx, s: String| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(s);
+        }
+    });
+
+    let mut server_router = echo_router();
+    server_router.pull("/server/ask_back", |ctx: Ctx, (): ()| async move {
+        // While serving the client's pull, pull the client on the same connection.
+        let who: String = ctx
+            .session()
+            .pull("/client/whoami", &())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        ctx.session()
+            .push("/client/note", &format!("server saw {who}"))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok::<_, Status>(who)
+    });
+    let (server, _client, session) = pair(server_router, client_router).await;
+
+    let mut calls = Vec::new();
+    for _ in 0..50 {
+        let session = session.clone();
+        calls.push(tokio::spawn(async move {
+            let who: String = session.pull("/server/ask_back", &()).await.unwrap();
+            assert_eq!(who, "client");
+        }));
+    }
+    // The server pulls the client directly too, at the same time.
+    let server_side = server.sessions().pop().expect("one session");
+    for _ in 0..50 {
+        let s = server_side.clone();
+        calls.push(tokio::spawn(async move {
+            let who: String = s.pull("/client/whoami", &()).await.unwrap();
+            assert_eq!(who, "client");
+        }));
+    }
+    for c in calls {
+        c.await.unwrap();
+    }
+    for _ in 0..50 {
+        let note = tokio::time::timeout(Duration::from_secs(5), pushes_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(note, "server saw client");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_dropping_mid_pull_ends_the_pull_with_connection_closed() {
+    let (server, _client, session) = pair(echo_router(), Router::new()).await;
+    let pending = {
+        let session = session.clone();
+        tokio::spawn(async move { session.pull::<_, u64>("/home/sleep", &10_000u64).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.close(Duration::from_secs(1)).await;
+    let err = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the pull ended")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
+    session.closed().await;
+    let again = session.pull::<_, String>("/home/echo", &"x").await.unwrap_err();
+    assert!(again.is_connection_closed(), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_gets_500_and_the_server_keeps_serving() {
+    let mut router = echo_router();
+    router.pull("/home/panic", |_: Ctx, (): ()| async move {
+        if true {
+            panic!("boom");
+        }
+        Ok::<(), Status>(())
+    });
+    let (_server, _client, session) = pair(router, Router::new()).await;
+    let err = session.pull::<_, ()>("/home/panic", &()).await.unwrap_err();
+    assert_eq!(err.status().map(Status::code), Some(500));
+    let ok: String = session.pull("/home/echo", &"alive").await.unwrap();
+    assert_eq!(ok, "alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_reach_their_handler_in_order() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+    let mut router = Router::new();
+    let c = count.clone();
+    router.push("/msg/n", move |_: Ctx, n: u32| {
+        let tx = tx.clone();
+        c.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let _ = tx.send(n);
+        }
+    });
+    let (_server, _client, session) = pair(router, Router::new()).await;
+    for n in 0..100u32 {
+        session.push("/msg/n", &n).await.unwrap();
+    }
+    for n in 0..100u32 {
+        assert_eq!(rx.recv().await, Some(n));
+    }
+    assert_eq!(count.load(Ordering::Relaxed), 100);
+}
