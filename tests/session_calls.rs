@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 fn echo_router() -> Router {
     let mut router = Router::new();
     router
-        .pull("/home/echo", |_: Ctx, s: String| async move { Ok::<_, Status>(s) })
+        .pull("/home/echo", |_: Ctx, s: String| async move {
+            Ok::<_, Status>(s)
+        })
         .pull("/home/add", |_: Ctx, [a, b]: [i64; 2]| async move {
             Ok::<_, Status>(a + b)
         })
@@ -168,7 +170,10 @@ async fn server_dropping_mid_pull_ends_the_pull_with_connection_closed() {
         .unwrap_err();
     assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
     session.closed().await;
-    let again = session.pull::<_, String>("/home/echo", &"x").await.unwrap_err();
+    let again = session
+        .pull::<_, String>("/home/echo", &"x")
+        .await
+        .unwrap_err();
     assert!(again.is_connection_closed(), "{again}");
 }
 
