@@ -54,6 +54,11 @@ pub use router::{Ctx, RawReply, Router};
 pub use session::{CallOptions, Session};
 pub use status::Status;
 
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Items only generated code (the `service` macro) uses. Not a public API.
 #[doc(hidden)]
 pub mod __private {

@@ -6,10 +6,11 @@
 //! router, so both ends of a connection can pull and push to each other.
 //! The peer keeps a registry of its live sessions.
 //!
-//! ```no_run
+//! ```
 //! use teleport::{Ctx, Peer, PeerConfig, Router, Status};
 //!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut router = Router::new();
 //! router.pull("/home/echo", |_: Ctx, s: String| async move { Ok::<_, Status>(s) });
 //! let server = Peer::new(PeerConfig::default(), router);

@@ -112,6 +112,7 @@ impl Ctx {
     /// The first value of a query key, percent-decoded.
     ///
     /// ```no_run
+    /// # #[allow(dead_code)]
     /// # fn f(ctx: teleport::Ctx) {
     /// // for the URI "/home/add?x=1"
     /// assert_eq!(ctx.query("x").as_deref(), Some("1"));

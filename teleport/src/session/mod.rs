@@ -15,6 +15,7 @@
 //! with [`Error::ConnectionClosed`].
 //!
 //! ```no_run
+//! # #[allow(dead_code, unused_variables)]
 //! # async fn demo(session: teleport::Session) -> Result<(), teleport::Error> {
 //! use std::time::Duration;
 //! use teleport::CodecId;
