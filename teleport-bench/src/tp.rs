@@ -1,0 +1,34 @@
+//! teleport: one peer serving `/echo`, one peer dialing it.
+
+use std::net::SocketAddr;
+
+use teleport::{CodecId, Ctx, Peer, PeerConfig, Router, Status};
+
+/// The echo route.
+pub const ECHO: &str = "/echo";
+
+/// The router every teleport server here uses.
+pub fn router() -> Router {
+    let mut router = Router::new();
+    router.pull(ECHO, |_ctx: Ctx, payload: String| async move {
+        Ok::<_, Status>(payload)
+    });
+    router
+}
+
+/// The peer configuration every teleport peer here uses.
+pub fn config() -> PeerConfig {
+    PeerConfig::default().body_codec(CodecId::BINCODE)
+}
+
+/// Starts an echo server peer; returns it (keep it alive) and its address.
+pub async fn serve() -> Result<(Peer, SocketAddr), teleport::PeerError> {
+    let peer = Peer::new(config(), router());
+    let addr = peer.listen("127.0.0.1:0").await?;
+    Ok((peer, addr))
+}
+
+/// A peer to dial from.
+pub fn client_peer() -> Peer {
+    Peer::new(config(), Router::new())
+}
