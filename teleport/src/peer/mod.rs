@@ -24,6 +24,7 @@
 //! ```
 
 mod config;
+mod redial;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 
 pub use config::PeerConfig;
+pub use redial::{ReconnectPolicy, Redial, RedialEvent};
 
 use crate::error::PeerError;
 use crate::router::Router;

@@ -1,0 +1,272 @@
+//! Dialed sessions that come back: automatic reconnection with backoff.
+//!
+//! [`Peer::dial_with_reconnect`] dials like [`Peer::dial`], then watches the
+//! session; when it ends, it dials again, waiting longer after each failed
+//! attempt (exponential backoff with a cap), until it succeeds, the policy's
+//! attempt limit is reached, or [`Redial::stop`] is called. Every step is a
+//! [`RedialEvent`] (and a `tracing` event), so the application can tell when
+//! it is connected again. While no session is live, [`Redial::session`]
+//! returns `None` and [`Redial::connected`] waits for the next one.
+//!
+//! Pulls in flight when a session ends are not replayed: they end with
+//! [`Error::ConnectionClosed`](crate::Error::ConnectionClosed), since only
+//! the application knows whether a call is safe to repeat.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::Peer;
+use crate::error::PeerError;
+use crate::session::Session;
+
+/// How a [`Redial`] retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReconnectPolicy {
+    /// Wait before the first retry. Default 50 ms.
+    pub initial_backoff: Duration,
+    /// Longest wait between retries. Default 5 s.
+    pub max_backoff: Duration,
+    /// Give up after this many failed attempts in a row; `None` never gives up.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            max_attempts: None,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// Sets the first wait.
+    #[must_use]
+    pub fn initial_backoff(mut self, d: Duration) -> Self {
+        self.initial_backoff = d;
+        self
+    }
+    /// Sets the longest wait.
+    #[must_use]
+    pub fn max_backoff(mut self, d: Duration) -> Self {
+        self.max_backoff = d;
+        self
+    }
+    /// Sets the attempt limit.
+    #[must_use]
+    pub fn max_attempts(mut self, n: Option<u32>) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// The wait before retry number `attempt` (1-based): doubling, capped.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1).min(20))
+            .unwrap_or(u32::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// What happened to a reconnecting session.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum RedialEvent {
+    /// A session is live (the first one, or after a reconnect).
+    Connected {
+        /// The new session.
+        session: Session,
+        /// How many sessions this `Redial` has had, this one included.
+        generation: u64,
+    },
+    /// The live session ended.
+    Disconnected {
+        /// Why, as the session reported it.
+        reason: String,
+    },
+    /// A dial attempt failed; the next comes after `delay`.
+    Retrying {
+        /// Failed attempts in a row so far.
+        attempt: u32,
+        /// The wait before the next attempt.
+        delay: Duration,
+        /// The dial error.
+        error: String,
+    },
+    /// The attempt limit was reached; no more dials.
+    GaveUp {
+        /// Failed attempts in a row.
+        attempts: u32,
+    },
+}
+
+/// A session to one address that is dialed again when it ends. Cheap to clone.
+#[derive(Clone)]
+pub struct Redial {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addr: String,
+    current: watch::Receiver<Option<Session>>,
+    events: broadcast::Sender<RedialEvent>,
+    stop: CancellationToken,
+}
+
+impl fmt::Debug for Redial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redial")
+            .field("addr", &self.inner.addr)
+            .field("connected", &self.session().is_some())
+            .finish()
+    }
+}
+
+impl Redial {
+    /// The live session, if there is one right now.
+    pub fn session(&self) -> Option<Session> {
+        self.inner
+            .current
+            .borrow()
+            .as_ref()
+            .filter(|s| !s.is_closed())
+            .cloned()
+    }
+
+    /// Waits for a live session.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::ShuttingDown`] once the `Redial` stopped or gave up.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn connected(&self) -> Result<Session, PeerError> {
+        let mut rx = self.inner.current.clone();
+        loop {
+            if let Some(s) = rx.borrow_and_update().as_ref().filter(|s| !s.is_closed()) {
+                return Ok(s.clone());
+            }
+            if rx.changed().await.is_err() {
+                return Err(PeerError::ShuttingDown);
+            }
+        }
+    }
+
+    /// Events from now on: connected, disconnected, retrying, gave up.
+    pub fn events(&self) -> broadcast::Receiver<RedialEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Stops reconnecting and closes the live session.
+    pub async fn stop(&self) {
+        self.inner.stop.cancel();
+        if let Some(s) = self.session() {
+            s.close().await;
+        }
+    }
+}
+
+impl Peer {
+    /// Dials `addr` and keeps a session to it, dialing again with backoff
+    /// whenever it ends. The first dial is made before this returns.
+    ///
+    /// # Errors
+    ///
+    /// The first dial's error; later failures are retried and reported as
+    /// [`RedialEvent`]s.
+    pub async fn dial_with_reconnect(
+        &self,
+        addr: impl Into<String>,
+        policy: ReconnectPolicy,
+    ) -> Result<Redial, PeerError> {
+        let addr = addr.into();
+        let first = self.dial(addr.as_str()).await?;
+        let (tx, rx) = watch::channel(Some(first.clone()));
+        let (events, _) = broadcast::channel(64);
+        let redial = Redial {
+            inner: Arc::new(Inner {
+                addr: addr.clone(),
+                current: rx,
+                events: events.clone(),
+                stop: CancellationToken::new(),
+            }),
+        };
+        let stop = redial.inner.stop.clone();
+        let peer = self.clone();
+        tokio::spawn(async move {
+            let mut session = first;
+            let mut generation = 1;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = session.closed() => {}
+                }
+                let reason = session.close_reason().unwrap_or("closed").to_owned();
+                tracing::warn!(%addr, %reason, "session lost; reconnecting");
+                let _ = tx.send(None);
+                let _ = events.send(RedialEvent::Disconnected { reason });
+                let mut attempt = 0u32;
+                session = loop {
+                    if stop.is_cancelled() || peer.is_closing() {
+                        return;
+                    }
+                    match peer.dial(addr.as_str()).await {
+                        Ok(s) => break s,
+                        Err(e) => {
+                            attempt += 1;
+                            if policy.max_attempts.is_some_and(|max| attempt >= max) {
+                                tracing::error!(%addr, attempts = attempt, error = %e, "giving up reconnecting");
+                                let _ = events.send(RedialEvent::GaveUp { attempts: attempt });
+                                return;
+                            }
+                            let delay = policy.backoff(attempt);
+                            tracing::info!(%addr, attempt, ?delay, error = %e, "reconnect failed; retrying");
+                            let _ = events.send(RedialEvent::Retrying {
+                                attempt,
+                                delay,
+                                error: e.to_string(),
+                            });
+                            tokio::select! {
+                                _ = stop.cancelled() => return,
+                                _ = tokio::time::sleep(delay) => {}
+                            }
+                        }
+                    }
+                };
+                generation += 1;
+                tracing::info!(%addr, generation, session = session.id(), "reconnected");
+                let _ = tx.send(Some(session.clone()));
+                let _ = events.send(RedialEvent::Connected {
+                    session: session.clone(),
+                    generation,
+                });
+            }
+        });
+        Ok(redial)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = ReconnectPolicy::default()
+            .initial_backoff(Duration::from_millis(10))
+            .max_backoff(Duration::from_millis(100));
+        let waits: Vec<_> = (1..=6).map(|a| p.backoff(a).as_millis()).collect();
+        assert_eq!(waits, vec![10, 20, 40, 80, 100, 100]);
+        assert_eq!(p.backoff(u32::MAX), Duration::from_millis(100));
+    }
+}
