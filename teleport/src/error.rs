@@ -92,6 +92,12 @@ pub enum PeerError {
         /// The dial timeout.
         timeout: Duration,
     },
+    /// The peer already has `max_sessions` live sessions.
+    #[error("the peer already has {limit} sessions (PeerConfig::max_sessions)")]
+    TooManySessions {
+        /// The configured limit.
+        limit: usize,
+    },
     /// The peer is shutting down and takes no new sessions.
     #[error("the peer is shutting down")]
     ShuttingDown,

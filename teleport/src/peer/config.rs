@@ -58,6 +58,12 @@ pub struct PeerConfig {
     pub read_idle_timeout: Option<Duration>,
     /// Set `TCP_NODELAY` on every connection. Default true.
     pub nodelay: bool,
+    /// Most pulls this side may have waiting for replies per session; past
+    /// it, callers wait (within their timeout) for a slot. Default 65536.
+    pub max_pulls_in_flight: usize,
+    /// Most live sessions per peer; past it, accepted connections are closed
+    /// at once and dials fail with [`PeerError::TooManySessions`](crate::PeerError::TooManySessions). Default 65536.
+    pub max_sessions: usize,
     /// Body codecs this peer knows besides the built-in ones.
     pub codecs: Codecs,
 }
@@ -79,6 +85,8 @@ impl Default for PeerConfig {
             write_timeout: Some(Duration::from_secs(30)),
             read_idle_timeout: None,
             nodelay: true,
+            max_pulls_in_flight: 65536,
+            max_sessions: 65536,
             codecs: Codecs::default(),
         }
     }
@@ -128,6 +136,10 @@ setters! {
     read_idle_timeout: Option<Duration>;
     /// Sets [`PeerConfig::nodelay`].
     nodelay: bool;
+    /// Sets [`PeerConfig::max_pulls_in_flight`].
+    max_pulls_in_flight: usize;
+    /// Sets [`PeerConfig::max_sessions`].
+    max_sessions: usize;
     /// Sets [`PeerConfig::codecs`].
     codecs: Codecs;
 }

@@ -143,6 +143,12 @@ impl Peer {
                     if self.inner.config.nodelay {
                         let _ = stream.set_nodelay(true);
                     }
+                    let limit = self.inner.config.max_sessions;
+                    if self.session_count() >= limit {
+                        tracing::warn!(%remote, limit, "session limit reached; connection refused");
+                        drop(stream);
+                        continue;
+                    }
                     let session = self.start_session(stream, remote, local);
                     tracing::debug!(session = session.id(), %remote, "accepted");
                 }
@@ -167,6 +173,10 @@ impl Peer {
     pub async fn dial(&self, addr: impl ToSocketAddrs + fmt::Display) -> Result<Session, PeerError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(PeerError::ShuttingDown);
+        }
+        let limit = self.inner.config.max_sessions;
+        if self.session_count() >= limit {
+            return Err(PeerError::TooManySessions { limit });
         }
         let timeout = self.inner.config.dial_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {

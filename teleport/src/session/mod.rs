@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{CodecId, Decode, Encode, decode_section, encode_section, gzip};
@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     cmd_tx: mpsc::Sender<Command>,
     pull_seq: AtomicU64,
     push_seq: AtomicU64,
+    /// One permit per pull waiting for its reply (`max_pulls_in_flight`).
+    pull_slots: Semaphore,
     /// Cancelled when the session should close (by the user or the peer).
     close: CancellationToken,
     /// Cancelled once the connection task has ended.
@@ -143,6 +145,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (cmd_tx, cmd_rx) = mpsc::channel(config.send_queue.max(1));
+    let pull_slots = Semaphore::new(config.max_pulls_in_flight.clamp(1, Semaphore::MAX_PERMITS));
     let session = Session {
         shared: Arc::new(Shared {
             id,
@@ -153,6 +156,7 @@ where
             cmd_tx,
             pull_seq: AtomicU64::new(0),
             push_seq: AtomicU64::new(0),
+            pull_slots,
             close: CancellationToken::new(),
             closed: CancellationToken::new(),
             close_reason: OnceLock::new(),
@@ -397,6 +401,17 @@ impl Session {
             reply: tx,
         };
         let wait = async {
+            // Bounded pulls in flight: past the limit the caller waits for a
+            // slot, within its timeout.
+            let _slot = match self.shared.pull_slots.try_acquire() {
+                Ok(slot) => slot,
+                Err(_) => self
+                    .shared
+                    .pull_slots
+                    .acquire()
+                    .await
+                    .map_err(|_| self.closed_error())?,
+            };
             self.shared
                 .cmd_tx
                 .send(cmd)

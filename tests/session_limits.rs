@@ -1,0 +1,96 @@
+//! Per-session and per-peer limits: past them callers wait or get a typed
+//! error, and memory stays bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use teleport::{Ctx, Error, Peer, PeerConfig, PeerError, Router, Status};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_past_the_in_flight_limit_wait_for_a_slot() {
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut router = Router::new();
+    let (n, p) = (now.clone(), peak.clone());
+    router.pull("/slow", move |_: Ctx, i: u32| {
+        let (n, p) = (n.clone(), p.clone());
+        async move {
+            let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(cur, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, Status>(i)
+        }
+    });
+    let server = Peer::new(PeerConfig::default(), router);
+    let addr = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Peer::new(PeerConfig::default().max_pulls_in_flight(4), Router::new());
+    let session = client.dial(addr).await.unwrap();
+    let calls: Vec<_> = (0..20u32)
+        .map(|i| {
+            let s = session.clone();
+            tokio::spawn(async move { s.pull::<_, u32>("/slow", &i).await })
+        })
+        .collect();
+    for (i, c) in calls.into_iter().enumerate() {
+        assert_eq!(c.await.unwrap().unwrap(), i as u32);
+    }
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        4,
+        "never more than 4 in flight"
+    );
+
+    // A caller that cannot get a slot within its timeout gets a timeout.
+    let hogs: Vec<_> = (0..4u32)
+        .map(|i| {
+            let s = session.clone();
+            tokio::spawn(async move { s.pull::<_, u32>("/slow", &i).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let err = session
+        .pull::<_, u32>("/slow", &9)
+        .timeout(Duration::from_millis(5))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    for h in hogs {
+        h.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_refuses_sessions_past_its_limit() {
+    let mut router = Router::new();
+    router.pull(
+        "/echo",
+        |_: Ctx, s: String| async move { Ok::<_, Status>(s) },
+    );
+    let server = Peer::new(PeerConfig::default().max_sessions(2), router);
+    let addr = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Peer::new(PeerConfig::default(), Router::new());
+    let a = client.dial(addr).await.unwrap();
+    let b = client.dial(addr).await.unwrap();
+    for s in [&a, &b] {
+        let got: String = s.pull("/echo", &"in").await.unwrap();
+        assert_eq!(got, "in");
+    }
+    // The third connection is accepted by the kernel, then closed at once.
+    let c = client.dial(addr).await.unwrap();
+    let err = c.pull::<_, String>("/echo", &"out").await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
+    assert_eq!(server.session_count(), 2);
+
+    // Dialing side: its own limit is a typed error.
+    let open = Peer::new(PeerConfig::default(), Router::new());
+    let open_addr = open.listen("127.0.0.1:0").await.unwrap();
+    let small = Peer::new(PeerConfig::default().max_sessions(1), Router::new());
+    let _one = small.dial(open_addr).await.unwrap();
+    let err = small.dial(open_addr).await.unwrap_err();
+    assert!(
+        matches!(err, PeerError::TooManySessions { limit: 1 }),
+        "{err}"
+    );
+}
