@@ -1,3 +1,21 @@
 //! Procedural macros for [`teleport`](https://docs.rs/teleport).
 //!
-//! Use them through the `teleport` crate (`teleport::service`), not directly.
+//! Use them through the `teleport` crate (`teleport::service`), not
+//! directly. The macro is a pipeline: `ast` reads the trait into a model
+//! that keeps the original spans, `check` validates it and collects every
+//! error, `expand` generates the trait, the client and the server, with
+//! `naming` deriving the URIs.
+#![doc(test(attr(deny(warnings))))]
+
+mod ast;
+mod check;
+mod expand;
+mod naming;
+
+use proc_macro::TokenStream;
+
+#[doc = include_str!("service.md")]
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::service(args.into(), input.into()).into()
+}

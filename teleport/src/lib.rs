@@ -59,8 +59,9 @@ pub use status::Status;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub use teleport_macros::service;
+
 /// Items only generated code (the `service` macro) uses. Not a public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::router::to_snake_case;
-}
+#[path = "private.rs"]
+pub mod __private;

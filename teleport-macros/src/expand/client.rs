@@ -1,0 +1,149 @@
+//! The client: `{Trait}Client`, one method per trait method, each sending
+//! its arguments as a pull or a push over a session.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+
+use super::{Route, doc};
+use crate::ast::{Kind, Service};
+use crate::naming;
+
+pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
+    let vis = &service.item.vis;
+    let trait_ident = &service.item.ident;
+    let client = naming::client_ident(trait_ident);
+    let p = quote!(::teleport::__private);
+
+    let struct_doc = [
+        doc(format!(
+            "A client of the [`{trait_ident}`] service: calls its methods on the peer at the other end of a session."
+        )),
+        doc(""),
+        doc(
+            "Cheap to clone: clones share the session. Every method has the trait method's arguments \
+             (without the call context) and returns once the reply arrives (pull) or once the push is queued.",
+        ),
+    ];
+    let methods = routes.iter().map(|r| method(r, vis, &p));
+
+    quote! {
+        #(#struct_doc)*
+        #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+        #[allow(dead_code)]
+        #vis struct #client {
+            session: #p::Session,
+            options: #p::CallOptions,
+            prefix: #p::Option<#p::Arc<str>>,
+        }
+
+        #[allow(dead_code)]
+        impl #client {
+            /// A client calling the service on the other end of `session`, with the peer's default call options.
+            #vis fn new(session: #p::Session) -> Self {
+                Self {
+                    session,
+                    options: #p::CallOptions::default(),
+                    prefix: #p::Option::None,
+                }
+            }
+
+            /// A copy of this client whose calls use `options` (timeout, body codec, gzip level, header codec).
+            #[must_use]
+            #vis fn with_options(&self, options: #p::CallOptions) -> Self {
+                Self {
+                    options,
+                    ..::core::clone::Clone::clone(self)
+                }
+            }
+
+            /// A copy of this client that calls the service under a group prefix, for a server registered with `register_in` on a router group.
+            #[must_use]
+            #vis fn with_prefix(&self, prefix: &str) -> Self {
+                Self {
+                    prefix: #p::prefix(prefix),
+                    ..::core::clone::Clone::clone(self)
+                }
+            }
+
+            /// The session the calls go over.
+            #vis fn session(&self) -> &#p::Session {
+                &self.session
+            }
+
+            /// The options every call of this client uses.
+            #vis fn options(&self) -> #p::CallOptions {
+                self.options
+            }
+
+            #(#methods)*
+        }
+    }
+}
+
+fn method(route: &Route<'_>, vis: &syn::Visibility, p: &TokenStream) -> TokenStream {
+    let method = route.method;
+    let vis = vis.clone();
+    let ident = route.ident();
+    let uri = &route.uri;
+    let uri_text = uri.value();
+    let docs: Vec<_> = route.docs().collect();
+    let cfgs = route.cfgs();
+    let deprecated = method
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("deprecated"));
+    let (names, types): (Vec<_>, Vec<_>) = route.wire_args().unzip();
+    let span = ident.span();
+    // Spanned at the argument type, so an argument the codecs cannot carry
+    // is reported there.
+    let body = match (&names[..], &types[..]) {
+        ([], _) => quote!(&()),
+        ([one], [ty]) => quote_spanned!(syn::spanned::Spanned::span(ty)=> &#one),
+        (many, _) => quote_spanned!(span=> &(#(#many),*)),
+    };
+    let (summary, call, ret) = match route.kind() {
+        Kind::Pull => {
+            let reply = method.reply.body_type();
+            (
+                format!("Pulls `{uri_text}` and waits for the reply."),
+                quote_spanned!(span=> self.session.pull_with(&#p::uri(&self.prefix, #uri), #body, self.options).await),
+                quote!(#reply),
+            )
+        }
+        Kind::Push => (
+            format!(
+                "Pushes `{uri_text}` (one-way: returns once the push is queued, not when it is handled)."
+            ),
+            quote_spanned!(span=> self.session.push_with(&#p::uri(&self.prefix, #uri), #body, self.options).await),
+            quote!(()),
+        ),
+    };
+    let separator = (!docs.is_empty()).then(|| doc(""));
+    let summary = doc(summary);
+    let errors = [
+        doc(""),
+        doc("# Errors"),
+        doc(""),
+        doc(match route.kind() {
+            Kind::Pull => {
+                "`teleport::Error::Status` with the status the service replied (an `Err` it returned, \
+                 or a failure such as `404` when nothing serves the URI), or a local failure: timeout, \
+                 closed connection, an argument or reply the codec cannot carry."
+            }
+            Kind::Push => {
+                "A local failure: closed connection, or an argument the codec cannot carry."
+            }
+        }),
+    ];
+    quote! {
+        #(#docs)*
+        #separator
+        #summary
+        #(#errors)*
+        #(#cfgs)*
+        #(#deprecated)*
+        #vis async fn #ident(&self, #(#names: #types),*) -> #p::Result<#ret, #p::Error> {
+            #call
+        }
+    }
+}

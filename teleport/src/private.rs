@@ -1,0 +1,51 @@
+//! Items only generated code (the `service` macro) uses. Not a public API:
+//! anything here may change in any release.
+//!
+//! The macro reaches everything through `::teleport::__private::...`, so the
+//! code it generates works whatever the user has in scope.
+
+pub use std::borrow::Cow;
+pub use std::future::Future;
+pub use std::marker::{Send, Sync};
+pub use std::option::Option;
+pub use std::result::Result;
+pub use std::sync::Arc;
+
+pub use crate::router::{Group, to_snake_case};
+pub use crate::{CallOptions, Ctx, Error, Router, Session, Status};
+
+/// A client's group prefix, normalized the way [`Router::group`] does: one
+/// leading slash, no trailing slash; `None` for no prefix.
+pub fn prefix(prefix: &str) -> Option<Arc<str>> {
+    let trimmed = prefix.trim_matches('/');
+    (!trimmed.is_empty()).then(|| Arc::from(format!("/{trimmed}")))
+}
+
+/// The URI a client calls: the route's `path` (which starts with `/`) under
+/// the client's prefix, if any. Borrowed, with no allocation, without one.
+pub fn uri(prefix: &Option<Arc<str>>, path: &'static str) -> Cow<'static, str> {
+    match prefix {
+        None => Cow::Borrowed(path),
+        Some(prefix) => Cow::Owned(format!("{prefix}{path}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_prefixes_match_router_groups() {
+        let mut router = Router::new();
+        for (group, client) in [("/v1", "/v1"), ("v1/", "v1"), ("/a/b/", "a/b"), ("", "/")] {
+            router
+                .group(group)
+                .pull("/home/echo", |_: Ctx, (): ()| async { Ok::<_, Status>(()) });
+            let expected = uri(&prefix(client), "/home/echo");
+            assert!(router.contains_pull(&expected), "{group:?} vs {expected:?}");
+            router = Router::new();
+        }
+        assert_eq!(prefix("//"), None);
+        assert!(matches!(uri(&None, "/x"), Cow::Borrowed("/x")));
+    }
+}

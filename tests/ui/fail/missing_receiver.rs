@@ -1,0 +1,6 @@
+#[teleport::service]
+trait Home {
+    async fn echo(text: String) -> String;
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[teleport::service]
+struct Home;
+
+fn main() {}

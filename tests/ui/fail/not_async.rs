@@ -1,0 +1,6 @@
+#[teleport::service]
+trait Home {
+    fn echo(&self, text: String) -> String;
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[teleport::service]
+trait Home {
+    #[push]
+    async fn note(&self, text: String) -> bool;
+}
+
+fn main() {}

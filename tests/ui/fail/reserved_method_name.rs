@@ -1,0 +1,6 @@
+#[teleport::service]
+trait Home {
+    async fn new(&self, text: String) -> String;
+}
+
+fn main() {}
