@@ -268,8 +268,13 @@ where
         let mut progress = false;
         loop {
             if self.tasks.len() >= self.max_handlers || self.wbuf.len() >= self.write_buffer {
-                // Throttled: a finishing handler or a draining socket wakes us.
-                return Poll::Ready(Ok(progress));
+                // Throttled: no new handler starts, but replies are still
+                // read: two peers whose write buffers are both full of pulls
+                // would otherwise wait on each other forever. A finishing
+                // handler or a draining socket wakes us.
+                if !matches!(self.codec.peek_kind(&self.rbuf), None | Some(Kind::Reply)) {
+                    return Poll::Ready(Ok(progress));
+                }
             }
             match self.codec.decode(&mut self.rbuf) {
                 Ok(Some(frame)) => {
@@ -602,6 +607,37 @@ impl Drop for Task {
     fn drop(&mut self) {
         if let Running::Spawned(handle) = &self.run {
             handle.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::IntoFuture;
+    use std::time::Duration;
+
+    use crate::{Ctx, Peer, PeerConfig, Router, Status};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn peers_with_full_write_buffers_still_read_replies() {
+        // Both sides' write buffers are far smaller than what is in flight,
+        // so both fill up: the client's with pulls, the server's with replies.
+        let config = || {
+            PeerConfig::default()
+                .write_buffer(16 * 1024)
+                .pull_timeout(Some(Duration::from_secs(60)))
+        };
+        let mut router = Router::new();
+        router.pull("/echo", |_ctx: Ctx, s: String| async move {
+            Ok::<_, Status>(s)
+        });
+        let server = Peer::new(config(), router);
+        let addr = server.listen("127.0.0.1:0").await.unwrap();
+        let session = Peer::new(config(), Router::new()).dial(addr).await.unwrap();
+        let payload = "x".repeat(256 * 1024);
+        let calls = (0..64).map(|_| session.pull::<_, String>("/echo", &payload).into_future());
+        for reply in futures_util::future::join_all(calls).await {
+            assert_eq!(reply.unwrap().len(), payload.len());
         }
     }
 }
