@@ -94,3 +94,37 @@ async fn a_peer_refuses_sessions_past_its_limit() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_handles_at_most_max_handlers_calls_at_once() {
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut router = Router::new();
+    let (n, p) = (now.clone(), peak.clone());
+    router.pull("/slow", move |_: Ctx, i: u32| {
+        let (n, p) = (n.clone(), p.clone());
+        async move {
+            let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(cur, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, Status>(i)
+        }
+    });
+    // The server stops reading past 3 calls in progress; the rest wait in
+    // the socket (TCP backpressure), and all complete in the end.
+    let server = Peer::new(PeerConfig::default().max_handlers(3), router);
+    let addr = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Peer::new(PeerConfig::default(), Router::new());
+    let session = client.dial(addr).await.unwrap();
+    let calls: Vec<_> = (0..24u32)
+        .map(|i| {
+            let s = session.clone();
+            tokio::spawn(async move { s.pull::<_, u32>("/slow", &i).await })
+        })
+        .collect();
+    for (i, c) in calls.into_iter().enumerate() {
+        assert_eq!(c.await.unwrap().unwrap(), i as u32);
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+}
