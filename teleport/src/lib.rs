@@ -18,6 +18,9 @@
 //! - [`router`]: handlers by path, groups, fallbacks, the call context [`Ctx`].
 //! - [`session`]: one connection, multiplexed pulls and pushes both ways.
 //! - [`peer`]: listening, dialing, the session registry, configuration.
+//! - [`graceful`]: graceful shutdown (drain, then close) on a call or a
+//!   signal, and zero-downtime restart that hands the listening sockets to a
+//!   new process.
 //!
 //! ```no_run
 //! use teleport::{Ctx, Peer, PeerConfig, Router, Status};
@@ -41,6 +44,7 @@
 pub mod codec;
 mod error;
 pub mod frame;
+pub mod graceful;
 pub mod peer;
 pub mod router;
 pub mod session;

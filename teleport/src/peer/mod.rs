@@ -57,6 +57,8 @@ struct Inner {
     next_id: AtomicU64,
     shutdown: CancellationToken,
     listen_addrs: Mutex<Vec<SocketAddr>>,
+    /// The listeners being served, so a restart can hand them to a new process.
+    listeners: Mutex<Vec<Arc<TcpListener>>>,
 }
 
 impl fmt::Debug for Peer {
@@ -79,6 +81,7 @@ impl Peer {
                 next_id: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
                 listen_addrs: Mutex::new(Vec::new()),
+                listeners: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -114,6 +117,18 @@ impl Peer {
     /// [`PeerError::Listen`] if the listener's address cannot be read, or
     /// [`PeerError::ShuttingDown`].
     pub fn serve(&self, listener: TcpListener) -> Result<SocketAddr, PeerError> {
+        self.serve_with(listener, |peer, stream, remote, local| {
+            let session = peer.start_session(stream, remote, local);
+            tracing::debug!(session = session.id(), %remote, "accepted");
+        })
+    }
+
+    /// Accepts connections on `listener` in a background task and hands each
+    /// one to `on_accept` (which starts a session, maybe after a handshake).
+    pub(crate) fn serve_with<F>(&self, listener: TcpListener, on_accept: F) -> Result<SocketAddr, PeerError>
+    where
+        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr) + Send + 'static,
+    {
         if self.inner.shutdown.is_cancelled() {
             return Err(PeerError::ShuttingDown);
         }
@@ -122,15 +137,20 @@ impl Peer {
             source,
         })?;
         lock(&self.inner.listen_addrs).push(local);
+        let listener = Arc::new(listener);
+        lock(&self.inner.listeners).push(listener.clone());
         tracing::info!(addr = %local, "listening");
         let peer = self.clone();
         tokio::spawn(async move {
-            peer.accept_loop(listener, local).await;
+            peer.accept_loop(listener, local, on_accept).await;
         });
         Ok(local)
     }
 
-    async fn accept_loop(self, listener: TcpListener, local: SocketAddr) {
+    async fn accept_loop<F>(self, listener: Arc<TcpListener>, local: SocketAddr, on_accept: F)
+    where
+        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr),
+    {
         let mut backoff = Duration::from_millis(5);
         loop {
             let accepted = tokio::select! {
@@ -149,8 +169,7 @@ impl Peer {
                         drop(stream);
                         continue;
                     }
-                    let session = self.start_session(stream, remote, local);
-                    tracing::debug!(session = session.id(), %remote, "accepted");
+                    on_accept(&self, stream, remote, local);
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: log, back off, keep serving.
@@ -161,6 +180,7 @@ impl Peer {
             }
         }
         lock(&self.inner.listen_addrs).retain(|a| *a != local);
+        lock(&self.inner.listeners).retain(|l| !Arc::ptr_eq(l, &listener));
         tracing::info!(addr = %local, "stopped listening");
     }
 
@@ -272,6 +292,16 @@ impl Peer {
         if tokio::time::timeout(timeout, all).await.is_err() {
             tracing::warn!(left = self.session_count(), "sessions still open after {timeout:?}; dropping them");
         }
+    }
+
+    /// The listeners being served (for a restart to hand over).
+    pub(crate) fn listeners(&self) -> Vec<Arc<TcpListener>> {
+        lock(&self.inner.listeners).clone()
+    }
+
+    /// Stops every accept loop and refuses new listeners and dials.
+    pub(crate) fn stop_accepting(&self) {
+        self.inner.shutdown.cancel();
     }
 
     /// Whether [`Peer::close`] was called.

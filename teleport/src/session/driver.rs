@@ -94,6 +94,7 @@ pub(crate) struct Driver<S> {
     router: Arc<Router>,
     cmd_rx: mpsc::Receiver<Command>,
     close_requested: Pin<Box<WaitForCancellationFutureOwned>>,
+    drain_requested: Pin<Box<WaitForCancellationFutureOwned>>,
     codec: FrameCodec,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -106,6 +107,9 @@ pub(crate) struct Driver<S> {
     max_handlers: usize,
     needs_flush: bool,
     closing: bool,
+    /// Draining: no more reading; the running handlers finish, their replies
+    /// are flushed, then the session closes (see [`Driver::start_draining`]).
+    draining: bool,
     write_deadline: Option<Pin<Box<Sleep>>>,
     read_deadline: Option<Pin<Box<Sleep>>>,
     finished: bool,
@@ -125,6 +129,7 @@ where
             write_buffer: config.write_buffer.max(1),
             max_handlers: config.max_handlers.max(1),
             close_requested: Box::pin(session.close_token().clone().cancelled_owned()),
+            drain_requested: Box::pin(session.drain_token().clone().cancelled_owned()),
             io,
             router,
             cmd_rx,
@@ -134,6 +139,7 @@ where
             tasks: FuturesUnordered::new(),
             needs_flush: false,
             closing: false,
+            draining: false,
             write_deadline: None,
             read_deadline,
             finished: false,
@@ -149,6 +155,10 @@ where
 
             if !self.closing && self.close_requested.as_mut().poll(cx).is_ready() {
                 self.start_closing();
+                progress = true;
+            }
+            if !self.closing && !self.draining && self.drain_requested.as_mut().poll(cx).is_ready() {
+                self.start_draining();
                 progress = true;
             }
 
@@ -176,8 +186,14 @@ where
                 }
             }
 
+            // A drain ends once the last running handler has replied.
+            if self.draining && !self.closing && self.tasks.is_empty() {
+                self.start_closing();
+                progress = true;
+            }
+
             // Incoming frames, unless throttled.
-            if !self.closing {
+            if !self.closing && !self.draining {
                 match self.read(cx) {
                     Poll::Ready(Ok(true)) => progress = true,
                     Poll::Ready(Ok(false)) | Poll::Pending => {}
@@ -236,6 +252,20 @@ where
         self.tasks.clear();
     }
 
+    /// Starts a graceful close: stop reading, but keep polling the running
+    /// handlers and sending their replies (and any push they make), and close
+    /// once the last one is done. Pulls this side sent cannot get a reply any
+    /// more (nothing is read), so they end now, and new ones are refused.
+    fn start_draining(&mut self) {
+        tracing::debug!(session = self.session.id(), running = self.tasks.len(), "draining");
+        self.draining = true;
+        // Nothing is read any more, so idleness is expected.
+        self.read_deadline = None;
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(Error::closed("the session is draining (graceful close)")));
+        }
+    }
+
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Pull {
@@ -246,6 +276,10 @@ where
             } => {
                 if reply.is_closed() {
                     // The caller gave up before the pull was even sent.
+                    return;
+                }
+                if self.draining {
+                    let _ = reply.send(Err(Error::closed("the session is draining (graceful close)")));
                     return;
                 }
                 encode_frame(header_codec, &header, &body, &mut self.wbuf);

@@ -116,6 +116,9 @@ pub(crate) struct Shared {
     pull_slots: Semaphore,
     /// Cancelled when the session should close (by the user or the peer).
     close: CancellationToken,
+    /// Cancelled when the session should drain: stop reading, let running
+    /// handlers finish and flush their replies, then close.
+    drain: CancellationToken,
     /// Cancelled once the connection task has ended.
     closed: CancellationToken,
     close_reason: OnceLock<String>,
@@ -158,6 +161,7 @@ where
             push_seq: AtomicU64::new(0),
             pull_slots,
             close: CancellationToken::new(),
+            drain: CancellationToken::new(),
             closed: CancellationToken::new(),
             close_reason: OnceLock::new(),
         }),
@@ -230,6 +234,39 @@ impl Session {
 
     pub(crate) fn close_token(&self) -> &CancellationToken {
         &self.shared.close
+    }
+
+    /// Closes the session gracefully: stops reading new frames, lets the
+    /// handlers already running finish and flushes their replies, then shuts
+    /// the connection down. If that takes longer than `deadline`, the session
+    /// is closed at once as by [`Session::close`], dropping the handlers still
+    /// running. Pulls this side is still waiting on end with
+    /// [`Error::ConnectionClosed`] (no reply can be read any more); the other
+    /// side sees a clean end of stream, and its pulls that were never read
+    /// end with [`Error::ConnectionClosed`] too.
+    ///
+    /// Returns `true` if the session drained within the deadline.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the drain goes on in the background, but the session is
+    /// then not closed at once when the deadline passes.
+    pub async fn shutdown(&self, deadline: Duration) -> bool {
+        self.start_drain();
+        if tokio::time::timeout(deadline, self.closed()).await.is_ok() {
+            return true;
+        }
+        tracing::warn!(session = self.id(), remote = %self.remote_addr(), "session did not drain within {deadline:?}; closing it now");
+        self.close().await;
+        false
+    }
+
+    pub(crate) fn start_drain(&self) {
+        self.shared.drain.cancel();
+    }
+
+    pub(crate) fn drain_token(&self) -> &CancellationToken {
+        &self.shared.drain
     }
 
     pub(crate) fn mark_closed(&self, reason: String) {

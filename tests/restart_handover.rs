@@ -1,0 +1,264 @@
+//! Zero-downtime restart: a real server process (`bin/restart_server.rs`)
+//! is restarted with SIGUSR2 while clients keep pulling. The new process
+//! inherits the listening socket; the old one drains and exits.
+//!
+//! Counted: pulls sent, completed and failed, failures on connections
+//! opened after the restart (must be none), and the longest stall between
+//! two completed pulls of one client. Every failure must be a typed
+//! connection-closed error of a connection to the old process (never a
+//! hang, never a timeout).
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use teleport::{Peer, PeerConfig, Router};
+
+/// Kills whatever server process is still running when the test ends,
+/// passing or failing.
+struct Processes {
+    first: Child,
+    pids: Mutex<Vec<i32>>,
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for pid in self.pids.lock().unwrap().iter() {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        let _ = self.first.kill();
+        let _ = self.first.wait();
+    }
+}
+
+/// Lines the server processes print, read on a thread. Two processes write
+/// to the same pipe, so their lines interleave in any order: a line is
+/// looked for among those already read before waiting for more.
+struct Lines {
+    rx: mpsc::Receiver<String>,
+    seen: std::cell::RefCell<Vec<String>>,
+}
+
+impl Lines {
+    fn next_matching(&self, prefix: &str) -> String {
+        let mut seen = self.seen.borrow_mut();
+        if let Some(i) = seen.iter().position(|l| l.starts_with(prefix)) {
+            return seen.remove(i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!(
+                    "no line starting with {prefix:?} from the server (other lines: {seen:?}): {e}"
+                ),
+            }
+        }
+    }
+}
+
+/// `serving 127.0.0.1:PORT pid PID inherited BOOL` → (addr, pid, inherited).
+fn parse_serving(line: &str) -> (String, i32, bool) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (
+        words[1].to_owned(),
+        words[3].parse().unwrap(),
+        words[5] == "true",
+    )
+}
+
+#[derive(Default)]
+struct Figures {
+    sent: AtomicUsize,
+    completed: AtomicUsize,
+    failed: AtomicUsize,
+    failed_after_restart: AtomicUsize,
+    completed_after_restart: AtomicUsize,
+    longest_stall_us: AtomicU64,
+    /// Pulls answered by the new process on connections opened after the restart.
+    answered_by_new: AtomicUsize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_under_load_hands_the_listener_over_without_failing_new_connections() {
+    let mut first = Command::new(env!("CARGO_BIN_EXE_restart-server"))
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let stdout = first.stdout.take().unwrap();
+    let mut processes = Processes {
+        first,
+        pids: Mutex::new(Vec::new()),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let lines = Lines {
+        rx,
+        seen: Default::default(),
+    };
+    let (addr, old_pid, inherited) = parse_serving(&lines.next_matching("serving"));
+    assert!(!inherited);
+    processes.pids.lock().unwrap().push(old_pid);
+
+    let figures = Arc::new(Figures::default());
+    let restarted = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let new_pid = Arc::new(AtomicU64::new(0));
+    let client = Peer::new(PeerConfig::default(), Router::new());
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (client, addr, figures, restarted, stop, new_pid) = (
+            client.clone(),
+            addr.clone(),
+            figures.clone(),
+            restarted.clone(),
+            stop.clone(),
+            new_pid.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut last_ok = Instant::now();
+            // Each connection makes up to 40 pulls, then the client dials
+            // again, so connections keep opening throughout. Bounded in count
+            // as well as by the stop flag.
+            'dial: for _ in 0..10_000 {
+                let after = restarted.load(Ordering::SeqCst);
+                let session = client
+                    .dial(addr.as_str())
+                    .await
+                    .expect("the listener never goes away");
+                for _ in 0..40 {
+                    if stop.load(Ordering::SeqCst) {
+                        break 'dial;
+                    }
+                    figures.sent.fetch_add(1, Ordering::SeqCst);
+                    let got = session
+                        .pull::<_, u64>("/restart/work", &2u64)
+                        .timeout(Duration::from_secs(20))
+                        .await;
+                    match got {
+                        Ok(pid) => {
+                            figures.completed.fetch_add(1, Ordering::SeqCst);
+                            let stall = last_ok.elapsed().as_micros() as u64;
+                            figures.longest_stall_us.fetch_max(stall, Ordering::SeqCst);
+                            last_ok = Instant::now();
+                            if after {
+                                figures
+                                    .completed_after_restart
+                                    .fetch_add(1, Ordering::SeqCst);
+                                if pid == new_pid.load(Ordering::SeqCst) {
+                                    figures.answered_by_new.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            assert!(
+                                e.is_connection_closed(),
+                                "a failed pull must end with connection closed, got {e}"
+                            );
+                            figures.failed.fetch_add(1, Ordering::SeqCst);
+                            if after {
+                                figures.failed_after_restart.fetch_add(1, Ordering::SeqCst);
+                            }
+                            continue 'dial;
+                        }
+                    }
+                }
+                session.close().await;
+            }
+        }));
+    }
+
+    let wait_for = |what: &'static str, cond: Box<dyn Fn() -> bool + Send>| async move {
+        for _ in 0..6000 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("gave up waiting until {what}");
+    };
+    let f = figures.clone();
+    wait_for(
+        "the old process served",
+        Box::new(move || f.completed.load(Ordering::SeqCst) >= 300),
+    )
+    .await;
+
+    kill(Pid::from_raw(old_pid), Signal::SIGUSR2).unwrap();
+    let (new_addr, pid, inherited) = parse_serving(&lines.next_matching("serving"));
+    processes.pids.lock().unwrap().push(pid);
+    assert_eq!(new_addr, addr, "the new process serves the same socket");
+    assert_ne!(pid, old_pid);
+    assert!(inherited);
+    new_pid.store(pid as u64, Ordering::SeqCst);
+    let exit_line = lines.next_matching(&format!("exiting pid {old_pid}"));
+    assert_eq!(
+        exit_line,
+        format!("exiting pid {old_pid} restarted into {pid} forced 0")
+    );
+
+    // The old process exits by itself once drained.
+    let mut status = None;
+    for _ in 0..6000 {
+        status = processes.first.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let status = status.expect("the old process exits after draining");
+    assert!(status.success(), "the old process exited with {status}");
+    restarted.store(true, Ordering::SeqCst);
+
+    let f = figures.clone();
+    wait_for(
+        "clients served after the restart",
+        Box::new(move || f.completed_after_restart.load(Ordering::SeqCst) >= 300),
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+
+    let sent = figures.sent.load(Ordering::SeqCst);
+    let completed = figures.completed.load(Ordering::SeqCst);
+    let failed = figures.failed.load(Ordering::SeqCst);
+    let stall = Duration::from_micros(figures.longest_stall_us.load(Ordering::SeqCst));
+    eprintln!(
+        "restart figures: pulls sent {sent}, completed {completed}, failed {failed} (after the restart {}), longest stall {stall:?}",
+        figures.failed_after_restart.load(Ordering::SeqCst)
+    );
+    assert_eq!(figures.failed_after_restart.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        sent,
+        completed + failed,
+        "every pull completed or failed: none hangs"
+    );
+    assert_eq!(
+        figures.answered_by_new.load(Ordering::SeqCst),
+        figures.completed_after_restart.load(Ordering::SeqCst),
+        "after the restart only the new process answers"
+    );
+
+    // SIGTERM: the new process shuts down gracefully and says so.
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    let exit_line = lines.next_matching(&format!("exiting pid {pid}"));
+    assert_eq!(exit_line, format!("exiting pid {pid} shutdown forced 0"));
+    drop(processes);
+}
