@@ -251,7 +251,7 @@ impl Arith for ArithImpl {
         }
     }
     async fn whoami(&self, ctx: Ctx) -> String {
-        format!("{} {}", ctx.path(), ctx.remote_addr())
+        format!("{} {}", ctx.uri(), ctx.remote_addr())
     }
     async fn slow(&self, ms: u64) -> u64 {
         tokio::time::sleep(Duration::from_millis(ms)).await;

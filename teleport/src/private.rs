@@ -21,12 +21,25 @@ pub fn prefix(prefix: &str) -> Option<Arc<str>> {
     (!trimmed.is_empty()).then(|| Arc::from(format!("/{trimmed}")))
 }
 
+/// A client's query string, without its leading `?`; `None` for none.
+pub fn query(query: &str) -> Option<Arc<str>> {
+    let query = query.trim_start_matches('?');
+    (!query.is_empty()).then(|| Arc::from(query))
+}
+
 /// The URI a client calls: the route's `path` (which starts with `/`) under
-/// the client's prefix, if any. Borrowed, with no allocation, without one.
-pub fn uri(prefix: &Option<Arc<str>>, path: &'static str) -> Cow<'static, str> {
-    match prefix {
-        None => Cow::Borrowed(path),
-        Some(prefix) => Cow::Owned(format!("{prefix}{path}")),
+/// the client's prefix and with its query, if any. Borrowed, with no
+/// allocation, without either.
+pub fn uri(
+    prefix: &Option<Arc<str>>,
+    path: &'static str,
+    query: &Option<Arc<str>>,
+) -> Cow<'static, str> {
+    match (prefix, query) {
+        (None, None) => Cow::Borrowed(path),
+        (Some(prefix), None) => Cow::Owned(format!("{prefix}{path}")),
+        (None, Some(query)) => Cow::Owned(format!("{path}?{query}")),
+        (Some(prefix), Some(query)) => Cow::Owned(format!("{prefix}{path}?{query}")),
     }
 }
 
@@ -41,11 +54,14 @@ mod tests {
             router
                 .group(group)
                 .pull("/home/echo", |_: Ctx, (): ()| async { Ok::<_, Status>(()) });
-            let expected = uri(&prefix(client), "/home/echo");
+            let expected = uri(&prefix(client), "/home/echo", &None);
             assert!(router.contains_pull(&expected), "{group:?} vs {expected:?}");
             router = Router::new();
         }
         assert_eq!(prefix("//"), None);
-        assert!(matches!(uri(&None, "/x"), Cow::Borrowed("/x")));
+        assert!(matches!(uri(&None, "/x", &None), Cow::Borrowed("/x")));
+        assert_eq!(uri(&None, "/x", &query("?a=1")), "/x?a=1");
+        assert_eq!(uri(&prefix("/g"), "/x", &query("a=1&b=2")), "/g/x?a=1&b=2");
+        assert_eq!(query("?"), None);
     }
 }

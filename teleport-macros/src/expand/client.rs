@@ -34,6 +34,7 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
             session: #p::Session,
             options: #p::CallOptions,
             prefix: #p::Option<#p::Arc<str>>,
+            query: #p::Option<#p::Arc<str>>,
         }
 
         #[allow(dead_code)]
@@ -44,6 +45,7 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
                     session,
                     options: #p::CallOptions::default(),
                     prefix: #p::Option::None,
+                    query: #p::Option::None,
                 }
             }
 
@@ -61,6 +63,15 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
             #vis fn with_prefix(&self, prefix: &str) -> Self {
                 Self {
                     prefix: #p::prefix(prefix),
+                    ..::core::clone::Clone::clone(self)
+                }
+            }
+
+            /// A copy of this client whose calls carry a query string (`"from=me&x=1"`, already percent-encoded), which the handler reads from its call context.
+            #[must_use]
+            #vis fn with_query(&self, query: &str) -> Self {
+                Self {
+                    query: #p::query(query),
                     ..::core::clone::Clone::clone(self)
                 }
             }
@@ -106,7 +117,7 @@ fn method(route: &Route<'_>, vis: &syn::Visibility, p: &TokenStream) -> TokenStr
             let reply = method.reply.body_type();
             (
                 format!("Pulls `{uri_text}` and waits for the reply."),
-                quote_spanned!(span=> self.session.pull_with(&#p::uri(&self.prefix, #uri), #body, self.options).await),
+                quote_spanned!(span=> self.session.pull_with(&#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await),
                 quote!(#reply),
             )
         }
@@ -114,7 +125,7 @@ fn method(route: &Route<'_>, vis: &syn::Visibility, p: &TokenStream) -> TokenStr
             format!(
                 "Pushes `{uri_text}` (one-way: returns once the push is queued, not when it is handled)."
             ),
-            quote_spanned!(span=> self.session.push_with(&#p::uri(&self.prefix, #uri), #body, self.options).await),
+            quote_spanned!(span=> self.session.push_with(&#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await),
             quote!(()),
         ),
     };

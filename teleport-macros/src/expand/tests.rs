@@ -102,9 +102,15 @@ fn arguments_travel_as_the_body_a_tuple_or_unit() {
         },
     )
     .to_string();
-    assert!(out.contains("pull_with (& :: teleport :: __private :: uri (& self . prefix , \"/g/shapes/none\") , & ()"), "{out}");
-    assert!(out.contains("\"/g/shapes/one\") , & a ,"), "{out}");
-    assert!(out.contains("\"/g/shapes/two\") , & (a , b) ,"), "{out}");
+    assert!(out.contains("pull_with (& :: teleport :: __private :: uri (& self . prefix , \"/g/shapes/none\" , & self . query) , & ()"), "{out}");
+    assert!(
+        out.contains("\"/g/shapes/one\" , & self . query) , & a ,"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"/g/shapes/two\" , & self . query) , & (a , b) ,"),
+        "{out}"
+    );
     assert!(out.contains("\"/custom\""), "{out}");
     assert!(!out.contains("/g/shapes/custom"), "{out}");
 }

@@ -23,6 +23,7 @@ pub struct HomeClient {
     session: ::teleport::__private::Session,
     options: ::teleport::__private::CallOptions,
     prefix: ::teleport::__private::Option<::teleport::__private::Arc<str>>,
+    query: ::teleport::__private::Option<::teleport::__private::Arc<str>>,
 }
 #[allow(dead_code)]
 impl HomeClient {
@@ -32,6 +33,7 @@ impl HomeClient {
             session,
             options: ::teleport::__private::CallOptions::default(),
             prefix: ::teleport::__private::Option::None,
+            query: ::teleport::__private::Option::None,
         }
     }
     #[doc = r" A copy of this client whose calls use `options` (timeout, body codec, gzip level, header codec)."]
@@ -47,6 +49,14 @@ impl HomeClient {
     pub fn with_prefix(&self, prefix: &str) -> Self {
         Self {
             prefix: ::teleport::__private::prefix(prefix),
+            ..::core::clone::Clone::clone(self)
+        }
+    }
+    #[doc = r#" A copy of this client whose calls carry a query string (`"from=me&x=1"`, already percent-encoded), which the handler reads from its call context."#]
+    #[must_use]
+    pub fn with_query(&self, query: &str) -> Self {
+        Self {
+            query: ::teleport::__private::query(query),
             ..::core::clone::Clone::clone(self)
         }
     }
@@ -71,7 +81,7 @@ impl HomeClient {
     ) -> ::teleport::__private::Result<String, ::teleport::__private::Error> {
         self.session
             .pull_with(
-                &::teleport::__private::uri(&self.prefix, "/home/echo"),
+                &::teleport::__private::uri(&self.prefix, "/home/echo", &self.query),
                 &text,
                 self.options,
             )
@@ -91,7 +101,7 @@ impl HomeClient {
     ) -> ::teleport::__private::Result<(), ::teleport::__private::Error> {
         self.session
             .push_with(
-                &::teleport::__private::uri(&self.prefix, "/home/note"),
+                &::teleport::__private::uri(&self.prefix, "/home/note", &self.query),
                 &(from, text),
                 self.options,
             )
