@@ -311,6 +311,12 @@ async fn the_call_context_is_left_out_of_the_client_and_filled_by_the_server() {
         client.whoami().await.unwrap(),
         format!("/arith/whoami {local}")
     );
+    // A query travels in the URI, for the handler to read from its context.
+    let tagged = client.with_query("from=test&n=1");
+    assert_eq!(
+        tagged.whoami().await.unwrap(),
+        format!("/arith/whoami?from=test&n=1 {local}")
+    );
 
     client.note("first".into(), 1).await.unwrap();
     client.note("second".into(), 2).await.unwrap();

@@ -100,8 +100,14 @@ pub(crate) fn server_ident(service: &Ident) -> Ident {
 
 /// The inherent methods of the generated client; a service method with one
 /// of these names would collide with them.
-pub(crate) const CLIENT_RESERVED: &[&str] =
-    &["new", "with_options", "with_prefix", "session", "options"];
+pub(crate) const CLIENT_RESERVED: &[&str] = &[
+    "new",
+    "with_options",
+    "with_prefix",
+    "with_query",
+    "session",
+    "options",
+];
 
 #[cfg(test)]
 mod tests {
