@@ -18,6 +18,8 @@
 //! - [`router`]: handlers by path, groups, fallbacks, the call context [`Ctx`].
 //! - [`session`]: one connection, multiplexed pulls and pushes both ways.
 //! - [`peer`]: listening, dialing, the session registry, configuration.
+//! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
+//!   decoding their bodies.
 //! - [`graceful`]: graceful shutdown (drain, then close) on a call or a
 //!   signal, and zero-downtime restart that hands the listening sockets to a
 //!   new process.
@@ -46,6 +48,7 @@ mod error;
 pub mod frame;
 pub mod graceful;
 pub mod peer;
+pub mod proxy;
 pub mod router;
 pub mod session;
 pub mod status;
