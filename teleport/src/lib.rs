@@ -20,6 +20,7 @@
 //! - [`peer`]: listening, dialing, the session registry, configuration.
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
+//! - `tls` (feature `tls`): TLS on listening and dialing with rustls.
 //! - [`graceful`]: graceful shutdown (drain, then close) on a call or a
 //!   signal, and zero-downtime restart that hands the listening sockets to a
 //!   new process.
@@ -52,6 +53,8 @@ pub mod proxy;
 pub mod router;
 pub mod session;
 pub mod status;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use codec::{CodecId, Proto};
 pub use error::{Error, PeerError};

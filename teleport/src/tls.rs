@@ -1,0 +1,158 @@
+//! TLS on listening and dialing (feature `tls`), with rustls.
+//!
+//! [`Peer::listen_tls`] and [`Peer::serve_tls`] accept only connections that
+//! complete a TLS handshake; [`Peer::dial_tls`] verifies the server's
+//! certificate against the name given. Once the handshake is done the
+//! connection is an ordinary [`Session`], so everything else (pulls,
+//! pushes, plugins, shutdown) works the same; a graceful close also ends the
+//! TLS stream with `close_notify`. The handshake is bounded by the peer's
+//! [`dial_timeout`](crate::PeerConfig::dial_timeout) on both sides, so a
+//! client that connects and says nothing cannot hold a slot for long.
+//!
+//! The crypto provider is rustls' `ring` one, which builds without cmake or
+//! nasm. [`rustls`] is re-exported, so the configurations are built with the
+//! same version this crate uses.
+//!
+//! ```no_run
+//! # #[allow(dead_code)]
+//! # async fn demo(
+//! #     server_config: std::sync::Arc<teleport::tls::rustls::ServerConfig>,
+//! #     client_config: std::sync::Arc<teleport::tls::rustls::ClientConfig>,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use teleport::{Peer, PeerConfig, Router};
+//!
+//! let server = Peer::new(PeerConfig::default(), Router::new());
+//! let addr = server.listen_tls("127.0.0.1:0", server_config).await?;
+//!
+//! let client = Peer::new(PeerConfig::default(), Router::new());
+//! let session = client.dial_tls(addr, "localhost", client_config).await?;
+//! # drop(session);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+pub use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::error::PeerError;
+use crate::peer::Peer;
+use crate::session::Session;
+
+impl Peer {
+    /// Binds `addr` and accepts TLS connections on it, as [`Peer::listen`]
+    /// does for plain TCP. Returns the bound address.
+    ///
+    /// A connection whose handshake fails (a plain TCP client, an unknown
+    /// protocol version, a client certificate the config refuses) or does
+    /// not finish within the dial timeout is dropped with a log line and
+    /// never becomes a session.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Listen`] if the address cannot be bound, or
+    /// [`PeerError::ShuttingDown`].
+    pub async fn listen_tls(
+        &self,
+        addr: impl ToSocketAddrs + fmt::Display,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Result<SocketAddr, PeerError> {
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| PeerError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
+        self.serve_tls(listener, config)
+    }
+
+    /// Accepts TLS connections on an already-bound listener (for instance
+    /// one from [`graceful::inherited_listener`](crate::graceful::inherited_listener)).
+    /// See [`Peer::listen_tls`].
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Listen`] if the listener's address cannot be read, or
+    /// [`PeerError::ShuttingDown`].
+    pub fn serve_tls(
+        &self,
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Result<SocketAddr, PeerError> {
+        let acceptor = TlsAcceptor::from(config);
+        self.serve_with(listener, move |peer, stream, remote, local| {
+            let (peer, acceptor) = (peer.clone(), acceptor.clone());
+            // The handshake runs on its own task, so a slow one never holds
+            // up the accept loop.
+            tokio::spawn(async move {
+                let timeout = peer.config().dial_timeout;
+                match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) if !peer.is_closing() => {
+                        let session = peer.attach(tls, remote, local);
+                        tracing::debug!(session = session.id(), %remote, "accepted (tls)");
+                    }
+                    Ok(Ok(_)) => tracing::debug!(%remote, "tls connection dropped: the peer is shutting down"),
+                    Ok(Err(e)) => tracing::warn!(%remote, error = %e, "tls handshake failed; connection dropped"),
+                    Err(_) => tracing::warn!(%remote, ?timeout, "tls handshake timed out; connection dropped"),
+                }
+            });
+        })
+    }
+
+    /// Connects to a remote peer over TLS, verifying its certificate for
+    /// `server_name` with `config`; the connection becomes a session served
+    /// by this peer's router. Connecting and the handshake together are
+    /// bounded by the dial timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Dial`] when connecting fails, `server_name` is not a
+    /// valid DNS name or IP address, or the handshake fails (an untrusted
+    /// certificate, a name mismatch, a server that does not speak TLS);
+    /// [`PeerError::DialTimeout`]; [`PeerError::ShuttingDown`].
+    pub async fn dial_tls(
+        &self,
+        addr: impl ToSocketAddrs + fmt::Display,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Result<Session, PeerError> {
+        if self.is_closing() {
+            return Err(PeerError::ShuttingDown);
+        }
+        let dial_err = |source| PeerError::Dial {
+            addr: addr.to_string(),
+            source,
+        };
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|e| dial_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let timeout = self.config().dial_timeout;
+        let connect = async {
+            let stream = TcpStream::connect(&addr).await?;
+            if self.config().nodelay {
+                let _ = stream.set_nodelay(true);
+            }
+            let remote = stream.peer_addr()?;
+            let local = stream.local_addr()?;
+            let tls = TlsConnector::from(config).connect(name, stream).await?;
+            Ok::<_, io::Error>((tls, remote, local))
+        };
+        let (tls, remote, local) = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(source)) => return Err(dial_err(source)),
+            Err(_) => {
+                return Err(PeerError::DialTimeout {
+                    addr: addr.to_string(),
+                    timeout,
+                });
+            }
+        };
+        let session = self.attach(tls, remote, local);
+        tracing::debug!(session = session.id(), %remote, "dialed (tls)");
+        Ok(session)
+    }
+}
