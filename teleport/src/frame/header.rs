@@ -192,6 +192,9 @@ impl Header {
     pub fn decode(codec: HeaderCodec, src: &[u8]) -> Result<Header, FrameError> {
         match codec {
             HeaderCodec::Protobuf => {
+                if let Some(header) = decode_proto_fast(src) {
+                    return Ok(header);
+                }
                 let p = ProtoHeader::decode(src).map_err(|e| FrameError::MalformedHeader {
                     codec: 'p',
                     reason: e.to_string(),
@@ -230,6 +233,52 @@ pub(crate) fn split_uri(uri: &str) -> (&str, &str) {
         Some((p, q)) => (p, q),
         None => (uri, ""),
     }
+}
+
+/// Decodes the common protobuf header (only the six known fields, each with
+/// its own wire type) without prost's generic field machinery: this runs
+/// for every frame. Anything else (unknown fields, wrong wire types, bad
+/// varints or UTF-8) returns `None`, and prost decodes it, errors included,
+/// so the result is always the one prost gives.
+fn decode_proto_fast(mut src: &[u8]) -> Option<Header> {
+    fn varint(src: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for (i, &byte) in src.iter().enumerate().take(10) {
+            if i == 9 && byte > 1 {
+                // More than 64 bits: prost's error.
+                return None;
+            }
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                *src = &src[i + 1..];
+                return Some(value);
+            }
+        }
+        None
+    }
+    fn string(src: &mut &[u8]) -> Option<String> {
+        let len = usize::try_from(varint(src)?).ok()?;
+        let bytes = src.get(..len)?;
+        let text = std::str::from_utf8(bytes).ok()?.to_owned();
+        *src = &src[len..];
+        Some(text)
+    }
+    let mut header = Header::default();
+    let mut kind = 0i32;
+    while !src.is_empty() {
+        // Field number << 3 | wire type: 0 varint, 2 length-delimited.
+        match varint(&mut src)? {
+            0x08 => header.seq = varint(&mut src)?,
+            0x10 => kind = varint(&mut src)? as i32,
+            0x1a => header.uri = string(&mut src)?,
+            0x20 => header.gzip = varint(&mut src)? as i32,
+            0x28 => header.status_code = varint(&mut src)? as i32,
+            0x32 => header.status = string(&mut src)?,
+            _ => return None,
+        }
+    }
+    header.kind = Kind::from_wire(kind);
+    Some(header)
 }
 
 /// The protobuf form of the header, as Go Teleport's gogo-protobuf defines it.
@@ -365,6 +414,44 @@ mod tests {
         };
         assert_eq!(roundtrip(HeaderCodec::Protobuf, &h), h);
         assert_eq!(roundtrip(HeaderCodec::Json, &h), h);
+    }
+
+    #[test]
+    fn fast_protobuf_decoding_agrees_with_prost() {
+        let slow = |bytes: &[u8]| {
+            ProtoHeader::decode(bytes).map(|p| Header {
+                seq: p.seq,
+                kind: Kind::from_wire(p.r#type),
+                uri: p.uri,
+                gzip: p.gzip,
+                status_code: p.status_code,
+                status: p.status,
+            })
+        };
+        let full = Header {
+            seq: u64::MAX,
+            kind: Kind::Reply,
+            uri: "/a/b?c=d".into(),
+            gzip: -2,
+            status_code: 599,
+            status: "xerror: ü".into(),
+        };
+        let mut buf = BytesMut::new();
+        full.encode(HeaderCodec::Protobuf, &mut buf);
+        // Every prefix, and a repeated field (the last one wins).
+        let mut inputs: Vec<Vec<u8>> = (0..=buf.len()).map(|n| buf[..n].to_vec()).collect();
+        inputs.push([&buf[..], b"\x10\x01"].concat());
+        inputs.push(b"\x10\x01\x1a\x02\xff\xfe".to_vec());
+        inputs.push(b"\x38\x01\x10\x01".to_vec());
+        inputs.push([&b"\x08"[..], &[0xff; 9], b"\x02"].concat());
+        for input in inputs {
+            match (decode_proto_fast(&input), slow(&input)) {
+                (Some(fast), Ok(slow)) => assert_eq!(fast, slow, "{input:?}"),
+                (Some(fast), Err(e)) => panic!("fast {fast:?}, prost {e} for {input:?}"),
+                (None, _) => {}
+            }
+        }
+        assert_eq!(decode_proto_fast(&buf), Some(full));
     }
 
     #[test]
