@@ -483,3 +483,12 @@ async fn protobuf_messages_round_trip_with_the_protobuf_codec() {
         assert_eq!(got.text, "abab", "gzip {gzip}");
     }
 }
+
+#[test]
+fn generated_clients_and_servers_are_send_sync_clone_and_static() {
+    fn assert_shareable<T: Send + Sync + Clone + 'static>() {}
+    assert_shareable::<ShapesClient>();
+    assert_shareable::<ArithClient>();
+    assert_shareable::<ShapesServer<ShapesImpl>>();
+    assert_shareable::<ArithServer<ArithImpl>>();
+}

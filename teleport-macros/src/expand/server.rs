@@ -31,18 +31,26 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
             .map(|r| doc(format!("- {} `{}`", r.kind().as_str(), r.uri.value()))),
     );
     let group = local("group", proc_macro2::Span::call_site());
+    // The implementation's type parameter: `S`, unless that is the trait's own name.
+    let s = if trait_ident == "S" {
+        syn::Ident::new("Service", proc_macro2::Span::call_site())
+    } else {
+        syn::Ident::new("S", proc_macro2::Span::call_site())
+    };
+    // A service without methods registers nothing.
+    let unused = routes.is_empty().then(|| quote!(let _ = #group;));
     let registrations = routes
         .iter()
-        .map(|r| registration(r, trait_ident, &group, &p));
+        .map(|r| registration(r, trait_ident, &s, &group, &p));
 
     quote! {
         #(#struct_doc)*
         #[allow(dead_code)]
-        #vis struct #server<S> {
-            service: #p::Arc<S>,
+        #vis struct #server<#s> {
+            service: #p::Arc<#s>,
         }
 
-        impl<S> ::core::clone::Clone for #server<S> {
+        impl<#s> ::core::clone::Clone for #server<#s> {
             fn clone(&self) -> Self {
                 Self {
                     service: #p::Arc::clone(&self.service),
@@ -50,28 +58,28 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
             }
         }
 
-        impl<S> ::core::fmt::Debug for #server<S> {
+        impl<#s> ::core::fmt::Debug for #server<#s> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(::core::stringify!(#server)).finish_non_exhaustive()
             }
         }
 
         #[allow(dead_code)]
-        impl<S: #trait_ident> #server<S> {
+        impl<#s: #trait_ident> #server<#s> {
             /// Wraps an implementation of the service.
-            #vis fn new(service: S) -> Self {
+            #vis fn new(service: #s) -> Self {
                 Self {
                     service: #p::Arc::new(service),
                 }
             }
 
             /// Wraps an implementation that is already shared.
-            #vis fn from_arc(service: #p::Arc<S>) -> Self {
+            #vis fn from_arc(service: #p::Arc<#s>) -> Self {
                 Self { service }
             }
 
             /// The implementation.
-            #vis fn service(&self) -> &#p::Arc<S> {
+            #vis fn service(&self) -> &#p::Arc<#s> {
                 &self.service
             }
 
@@ -93,6 +101,7 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
             ///
             /// If the router already has a route of the same kind at one of these URIs.
             #vis fn register_in(&self, #group: &mut #p::Group<'_>) {
+                #unused
                 #(#registrations)*
             }
         }
@@ -105,6 +114,7 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
 fn registration(
     route: &Route<'_>,
     trait_ident: &syn::Ident,
+    s: &syn::Ident,
     group: &syn::Ident,
     p: &TokenStream,
 ) -> TokenStream {
@@ -135,7 +145,7 @@ fn registration(
     } else {
         quote!(_)
     };
-    let call = quote!(<S as #trait_ident>::#ident(&*#service, #ctx_arg #(#wire),*).await);
+    let call = quote!(<#s as #trait_ident>::#ident(&*#service, #ctx_arg #(#wire),*).await);
     let (register, body) = match route.kind() {
         Kind::Push => (quote_spanned!(span=> push), call),
         Kind::Pull => match route.method.reply {
