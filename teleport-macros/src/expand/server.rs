@@ -95,11 +95,13 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
 
             /// Registers every method of the service on a router group: each URI is
             /// prefixed with the group's prefix (call it with a client made
-            /// `with_prefix` the same prefix).
+            /// `with_prefix` the same prefix). On `router.spawned()`, each call
+            /// runs as its own task, for methods that burn CPU.
             ///
             /// # Panics
             ///
             /// If the router already has a route of the same kind at one of these URIs.
+            #[allow(deprecated)]
             #vis fn register_in(&self, #group: &mut #p::Group<'_>) {
                 #unused
                 #(#registrations)*

@@ -19,6 +19,9 @@ pub trait Home {
     /// Notes.
     #[push]
     async fn note(&self, text: String);
+    /// Old.
+    #[deprecated = "use echo"]
+    async fn old_echo(&self, text: String) -> String;
 }
 
 struct HomeImpl;
@@ -35,6 +38,9 @@ impl Home for HomeImpl {
         1
     }
     async fn note(&self, _text: String) {}
+    async fn old_echo(&self, text: String) -> String {
+        text
+    }
 }
 
 fn main() {

@@ -158,11 +158,13 @@ impl<S: Home> HomeServer<S> {
     }
     #[doc = r" Registers every method of the service on a router group: each URI is"]
     #[doc = r" prefixed with the group's prefix (call it with a client made"]
-    #[doc = r" `with_prefix` the same prefix)."]
+    #[doc = r" `with_prefix` the same prefix). On `router.spawned()`, each call"]
+    #[doc = r" runs as its own task, for methods that burn CPU."]
     #[doc = r""]
     #[doc = r" # Panics"]
     #[doc = r""]
     #[doc = r" If the router already has a route of the same kind at one of these URIs."]
+    #[allow(deprecated)]
     pub fn register_in(&self, group: &mut ::teleport::__private::Group<'_>) {
         {
             let service = ::teleport::__private::Arc::clone(&self.service);
