@@ -453,12 +453,29 @@ where
         } else {
             Running::Inline(fut)
         };
-        self.tasks.push(Task {
+        self.push_task(Task {
             run,
             ctx: Some(ctx),
             start: Instant::now(),
             in_size,
         });
+    }
+
+    /// Polls an inline handler once before it joins the running ones: most
+    /// handlers answer at once, and then the call costs no
+    /// `FuturesUnordered` node and its reply goes out in this same round.
+    /// One that is not done is polled again by `tasks` with the real waker
+    /// (a noop waker here loses nothing: newly pushed futures are always
+    /// polled).
+    fn push_task(&mut self, mut task: Task) {
+        if matches!(task.run, Running::Inline(_)) {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            if let Poll::Ready(done) = Pin::new(&mut task).poll(&mut cx) {
+                self.on_done(done);
+                return;
+            }
+        }
+        self.tasks.push(task);
     }
 
     fn on_done(&mut self, done: Done) {
