@@ -7,6 +7,9 @@
 //! two completed pulls of one client. Every failure must be a typed
 //! connection-closed error of a connection to the old process (never a
 //! hang, never a timeout).
+//!
+//! The new process is then restarted once more, through an API call (a pull
+//! of `/admin/restart`), and finally stopped with SIGTERM.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
@@ -256,9 +259,27 @@ async fn restart_under_load_hands_the_listener_over_without_failing_new_connecti
         "after the restart only the new process answers"
     );
 
-    // SIGTERM: the new process shuts down gracefully and says so.
-    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    // A restarted process restarts again, this time through an API call.
+    let session = client.dial(addr.as_str()).await.unwrap();
+    let answered: u64 = session.pull("/admin/restart", &()).await.unwrap();
+    assert_eq!(answered, pid as u64);
+    let (third_addr, third, inherited) = parse_serving(&lines.next_matching("serving"));
+    processes.pids.lock().unwrap().push(third);
+    assert_eq!((third_addr.as_str(), inherited), (addr.as_str(), true));
     let exit_line = lines.next_matching(&format!("exiting pid {pid}"));
-    assert_eq!(exit_line, format!("exiting pid {pid} shutdown forced 0"));
+    assert_eq!(
+        exit_line,
+        format!("exiting pid {pid} restarted into {third} forced 0")
+    );
+    session.closed().await;
+    let session = client.dial(addr.as_str()).await.unwrap();
+    let answered: u64 = session.pull("/restart/work", &0u64).await.unwrap();
+    assert_eq!(answered, third as u64);
+
+    // SIGTERM: the newest process shuts down gracefully and says so.
+    kill(Pid::from_raw(third), Signal::SIGTERM).unwrap();
+    let exit_line = lines.next_matching(&format!("exiting pid {third}"));
+    assert_eq!(exit_line, format!("exiting pid {third} shutdown forced 0"));
+    session.closed().await;
     drop(processes);
 }

@@ -197,15 +197,18 @@ impl Peer {
             .await
             .map_err(listen_err)?
             .collect();
-        match inherited_listener(&wanted).map_err(listen_err)? {
+        let local = match inherited_listener(&wanted).map_err(listen_err)? {
             Some(listener) => {
                 let local = self.serve(listener)?;
                 tracing::info!(addr = %local, "serving on an inherited listener");
-                notify_ready_if_all_taken();
-                Ok(local)
+                local
             }
-            None => self.listen(addr).await,
-        }
+            None => self.listen(addr).await?,
+        };
+        // Also when this process inherited nothing to serve (its
+        // predecessor had no listener): it serves now all the same.
+        notify_ready_if_all_taken();
+        Ok(local)
     }
 }
 

@@ -3,13 +3,14 @@
 //! It serves `/restart/work` (sleeps the given milliseconds, replies with its
 //! process id) on the address given as its first argument, taking the
 //! listener over from its predecessor when it was started by a restart, and
-//! runs [`graceful::run`]: SIGUSR2 restarts it, SIGINT/SIGTERM stop it. It
+//! runs [`graceful::run`]: SIGUSR2 or a pull of `/admin/restart` restarts it,
+//! SIGINT/SIGTERM stop it. It
 //! reports on stdout, one line per event, for the test to follow.
 
 use std::io::Write;
 use std::time::Duration;
 
-use teleport::graceful::{self, Outcome, Signals};
+use teleport::graceful::{self, Outcome, Signal, Signals};
 use teleport::{Ctx, Peer, PeerConfig, Router, Status};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -24,6 +25,13 @@ async fn main() {
     router.pull("/restart/work", move |_: Ctx, ms: u64| async move {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Ok::<_, Status>(pid)
+    });
+    // The "API call" way: raise the restart from a handler; `run` does it
+    // once the handler has replied.
+    let handle = signals.handle();
+    router.pull("/admin/restart", move |_: Ctx, _: ()| {
+        handle.raise(Signal::Restart);
+        async move { Ok::<_, Status>(pid) }
     });
     let peer = Peer::new(PeerConfig::default(), router);
     let local = peer
