@@ -18,6 +18,7 @@
 //! - [`router`]: handlers by path, groups, fallbacks, the call context [`Ctx`].
 //! - [`session`]: one connection, multiplexed pulls and pushes both ways.
 //! - [`peer`]: listening, dialing, the session registry, configuration.
+//! - [`plugin`]: hooks at every stage of a session and its messages.
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
 //! - `tls` (feature `tls`): TLS on listening and dialing with rustls.
@@ -49,6 +50,7 @@ mod error;
 pub mod frame;
 pub mod graceful;
 pub mod peer;
+pub mod plugin;
 pub mod proxy;
 pub mod router;
 pub mod session;
@@ -60,6 +62,7 @@ pub use codec::{CodecId, Proto};
 pub use error::{Error, PeerError};
 pub use frame::{Header, HeaderCodec, Kind};
 pub use peer::{Peer, PeerConfig};
+pub use plugin::Plugin;
 pub use router::{Ctx, RawReply, Router};
 pub use session::{CallOptions, Session};
 pub use status::Status;

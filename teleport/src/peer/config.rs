@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::codec::{CodecId, Codecs};
 use crate::frame::{DEFAULT_MAX_FRAME_SIZE, HeaderCodec};
+use crate::plugin::{Plugin, Plugins};
 
 /// How a peer and its sessions behave. Every field has a safe default;
 /// change them with the builder methods.
@@ -66,6 +67,9 @@ pub struct PeerConfig {
     pub max_sessions: usize,
     /// Body codecs this peer knows besides the built-in ones.
     pub codecs: Codecs,
+    /// Plugins of the whole peer, in the order they run; add them with
+    /// [`PeerConfig::plugin`]. Default: none.
+    pub plugins: Plugins,
 }
 
 impl Default for PeerConfig {
@@ -88,7 +92,29 @@ impl Default for PeerConfig {
             max_pulls_in_flight: 65536,
             max_sessions: 65536,
             codecs: Codecs::default(),
+            plugins: Plugins::new(),
         }
+    }
+}
+
+impl PeerConfig {
+    /// Adds a plugin to the whole peer: it sees every session and every
+    /// message, after the plugins added before it. See [`plugin`](crate::plugin).
+    ///
+    /// ```
+    /// use teleport::{PeerConfig, Plugin};
+    ///
+    /// /// Hooks nothing: every stage keeps its default.
+    /// struct Quiet;
+    /// impl Plugin for Quiet {}
+    ///
+    /// let config = PeerConfig::default().plugin(Quiet).plugin(Quiet);
+    /// assert_eq!(config.plugins.len(), 2);
+    /// ```
+    #[must_use]
+    pub fn plugin(mut self, plugin: impl Plugin) -> Self {
+        self.plugins.push(std::sync::Arc::new(plugin));
+        self
     }
 }
 

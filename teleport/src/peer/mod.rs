@@ -41,6 +41,8 @@ pub use config::PeerConfig;
 pub use redial::{ReconnectPolicy, Redial, RedialEvent};
 
 use crate::error::PeerError;
+use crate::frame::Kind;
+use crate::plugin::{self, Side};
 use crate::router::Router;
 use crate::session::Session;
 
@@ -72,7 +74,22 @@ impl fmt::Debug for Peer {
 
 impl Peer {
     /// A peer serving `router` with `config`. It neither listens nor dials yet.
+    ///
+    /// The peer plugins of `config` install their own routes into `router`
+    /// and hear about every route (see [`plugin`]).
     pub fn new(config: PeerConfig, router: Router) -> Peer {
+        let mut router = router;
+        for p in config.plugins.iter() {
+            p.install(&mut router);
+        }
+        for p in config.plugins.iter() {
+            for path in router.pull_paths() {
+                p.after_register(Kind::Pull, path);
+            }
+            for path in router.push_paths() {
+                p.after_register(Kind::Push, path);
+            }
+        }
         Peer {
             inner: Arc::new(Inner {
                 config: Arc::new(config),
@@ -223,13 +240,71 @@ impl Peer {
         };
         let remote = stream.peer_addr().map_err(dial_err)?;
         let local = stream.local_addr().map_err(dial_err)?;
-        let session = self.start_session(stream, remote, local);
+        let session = self.open_session(stream, remote, local);
         tracing::debug!(session = session.id(), %remote, "dialed");
+        self.run_dial_hooks(&session, &addr.to_string()).await?;
+        Ok(session)
+    }
+
+    /// Runs the peer plugins' `after_accept` hooks of a new session in the
+    /// background (the session holds its incoming calls until they pass).
+    fn spawn_accept_hooks(&self, session: &Session) {
+        if self.inner.config.plugins.is_empty() {
+            return;
+        }
+        let (peer, session) = (self.clone(), session.clone());
+        tokio::spawn(async move {
+            let _ = plugin::run_session_hooks(&peer.inner.config.plugins, &session, Side::Accepted)
+                .await;
+        });
+    }
+
+    /// Runs the peer plugins' `after_dial` hooks of a new session.
+    async fn run_dial_hooks(&self, session: &Session, addr: &str) -> Result<(), PeerError> {
+        if self.inner.config.plugins.is_empty() {
+            return Ok(());
+        }
+        let Err(refused) =
+            plugin::run_session_hooks(&self.inner.config.plugins, session, Side::Dialed).await
+        else {
+            return Ok(());
+        };
+        // The session is closing; let it leave the registry before reporting.
+        let _ = tokio::time::timeout(self.inner.config.dial_timeout, session.closed()).await;
+        Err(PeerError::Dial {
+            addr: addr.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused),
+        })
+    }
+
+    /// Runs a session over a byte stream this side opened (a TLS client
+    /// stream, say), as [`Peer::dial`] does over TCP: the peer plugins'
+    /// `after_dial` hooks run before it returns.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Dial`] wrapping a [`plugin::SessionRefused`] if a hook
+    /// refused the session (which is then closed).
+    pub async fn attach_dialed<S>(
+        &self,
+        io: S,
+        remote: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<Session, PeerError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let session = self.open_session(io, remote, local);
+        self.run_dial_hooks(&session, &remote.to_string()).await?;
         Ok(session)
     }
 
     /// Runs a session over any byte stream (a TLS stream, an in-memory
     /// duplex...). `remote` and `local` are what the session reports.
+    ///
+    /// The session counts as accepted: the peer plugins' `after_accept`
+    /// hooks run on it in the background. Use [`Peer::attach_dialed`] for a
+    /// stream this side opened.
     pub fn attach<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -237,7 +312,20 @@ impl Peer {
         self.start_session(io, remote, local)
     }
 
+    /// Starts a session this side accepted: the peer plugins' `after_accept`
+    /// hooks run on it in the background.
     fn start_session<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let session = self.open_session(io, remote, local);
+        self.spawn_accept_hooks(&session);
+        session
+    }
+
+    /// Starts a session's connection task. With peer plugins, its incoming
+    /// calls wait until its session hooks have run (see [`plugin`]).
+    fn open_session<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {

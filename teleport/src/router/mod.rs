@@ -50,6 +50,8 @@ pub use handler::RawReply;
 pub use uri::to_snake_case;
 
 use crate::codec::{Decode, Encode};
+use crate::frame::Kind;
+use crate::plugin::{Plugin, Plugins};
 use crate::status::Status;
 
 /// A registered handler and how to run it.
@@ -58,6 +60,8 @@ pub(crate) struct Route<H> {
     pub(crate) handler: H,
     /// Run each call as its own task instead of inside the connection task.
     pub(crate) spawn: bool,
+    /// The plugins of the route's groups, then its own.
+    pub(crate) plugins: Plugins,
 }
 
 /// Maps URI paths to handlers. See the [module docs](self).
@@ -96,6 +100,7 @@ impl Router {
             router: self,
             prefix: uri::join(prefix, "").trim_end_matches('/').to_owned(),
             spawn: false,
+            plugins: Plugins::new(),
         }
     }
 
@@ -106,6 +111,7 @@ impl Router {
             router: self,
             prefix: String::new(),
             spawn: true,
+            plugins: Plugins::new(),
         }
     }
 
@@ -179,6 +185,7 @@ impl Router {
         self.unknown_pull = Some(Route {
             handler: handler::raw_pull(handler),
             spawn: false,
+            plugins: Plugins::new(),
         });
         self
     }
@@ -193,7 +200,53 @@ impl Router {
         self.unknown_push = Some(Route {
             handler: handler::raw_push(handler),
             spawn: false,
+            plugins: Plugins::new(),
         });
+        self
+    }
+
+    /// Attaches a plugin to the pull and the push route registered at
+    /// exactly `path` (see [`plugin`](crate::plugin)). It runs after the
+    /// peer's plugins and those of the route's groups, and its
+    /// `after_register` hook runs at once for each route it joins.
+    ///
+    /// ```
+    /// use teleport::plugin::{self, Plugin};
+    /// use teleport::{Ctx, Router, Session, Status};
+    ///
+    /// struct Closed;
+    /// impl Plugin for Closed {
+    ///     fn before_read_body(&self, _: &Session, _: &teleport::Header) -> Result<(), Status> {
+    ///         Err(plugin::failed("closed for maintenance"))
+    ///     }
+    /// }
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .pull("/shop/buy", |_: Ctx, item: String| async move { Ok::<_, Status>(item) })
+    ///     .route_plugin("/shop/buy", Closed);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If no route is registered at `path`.
+    pub fn route_plugin(&mut self, path: &str, plugin: impl Plugin) -> &mut Self {
+        let plugin: std::sync::Arc<dyn Plugin> = std::sync::Arc::new(plugin);
+        let mut found = false;
+        for (kind, routes) in [
+            (Kind::Pull, &mut self.pulls),
+            (Kind::Push, &mut self.pushes),
+        ] {
+            if let Some(route) = routes.get_mut(path) {
+                route.plugins.push(plugin.clone());
+                plugin.after_register(kind, path);
+                found = true;
+            }
+        }
+        assert!(
+            found,
+            "teleport: route_plugin on {path:?}, where no route is registered"
+        );
         self
     }
 
@@ -231,6 +284,9 @@ impl Router {
 
     fn add_pull(&mut self, path: String, route: Route<HandlerFn>) {
         tracing::debug!(%path, "registered pull route");
+        for p in route.plugins.iter() {
+            p.after_register(Kind::Pull, &path);
+        }
         if self.pulls.insert(path.clone(), route).is_some() {
             panic!("teleport: a pull handler is already registered for {path:?}");
         }
@@ -238,6 +294,9 @@ impl Router {
 
     fn add_push(&mut self, path: String, route: Route<HandlerFn>) {
         tracing::debug!(%path, "registered push route");
+        for p in route.plugins.iter() {
+            p.after_register(Kind::Push, &path);
+        }
         if self.pushes.insert(path.clone(), route).is_some() {
             panic!("teleport: a push handler is already registered for {path:?}");
         }
@@ -249,6 +308,7 @@ pub struct Group<'r> {
     router: &'r mut Router,
     prefix: String,
     spawn: bool,
+    plugins: Plugins,
 }
 
 impl fmt::Debug for Group<'_> {
@@ -256,6 +316,7 @@ impl fmt::Debug for Group<'_> {
         f.debug_struct("Group")
             .field("prefix", &self.prefix)
             .field("spawn", &self.spawn)
+            .field("plugins", &self.plugins)
             .finish()
     }
 }
@@ -273,8 +334,17 @@ impl Group<'_> {
                 .trim_end_matches('/')
                 .to_owned(),
             spawn: self.spawn,
+            plugins: self.plugins.clone(),
             router: self.router,
         }
+    }
+
+    /// Attaches a plugin to every route registered through this group (and
+    /// its nested groups) from now on. It runs after the peer's plugins and
+    /// those of enclosing groups; see [`plugin`](crate::plugin).
+    pub fn plugin(mut self, plugin: impl Plugin) -> Self {
+        self.plugins.push(std::sync::Arc::new(plugin));
+        self
     }
 
     /// Makes every handler registered through this group run as its own task.
@@ -310,6 +380,7 @@ impl Group<'_> {
         let route = Route {
             handler: handler::typed_pull(handler),
             spawn: self.spawn,
+            plugins: self.plugins.clone(),
         };
         self.router.add_pull(self.path(path), route);
         self
@@ -330,6 +401,7 @@ impl Group<'_> {
         let route = Route {
             handler: handler::typed_push(handler),
             spawn: self.spawn,
+            plugins: self.plugins.clone(),
         };
         self.router.add_push(self.path(path), route);
         self
@@ -349,6 +421,7 @@ impl Group<'_> {
         let route = Route {
             handler: handler::raw_pull(handler),
             spawn: self.spawn,
+            plugins: self.plugins.clone(),
         };
         self.router.add_pull(self.path(path), route);
         self
@@ -367,6 +440,7 @@ impl Group<'_> {
         let route = Route {
             handler: handler::raw_push(handler),
             spawn: self.spawn,
+            plugins: self.plugins.clone(),
         };
         self.router.add_push(self.path(path), route);
         self

@@ -14,7 +14,7 @@
 //! `max_handlers` incoming calls are being handled, so neither a flood of
 //! requests nor a peer that stops reading can grow memory without bound.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -36,6 +36,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::Session;
 use crate::error::Error;
 use crate::frame::{Frame, FrameCodec, FrameError, Header, HeaderCodec, Kind, encode_frame};
+use crate::plugin::{self, Plugins};
 use crate::router::{BoxFuture, Ctx, Router};
 use crate::status::Status;
 
@@ -113,6 +114,12 @@ pub(crate) struct Driver<S> {
     write_deadline: Option<Pin<Box<Sleep>>>,
     read_deadline: Option<Pin<Box<Sleep>>>,
     finished: bool,
+    /// The peer's plugins (empty: every plugin step is skipped).
+    plugins: Plugins,
+    /// Open until the session hooks have passed; meanwhile incoming pulls
+    /// and pushes wait in `held`.
+    gate: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    held: VecDeque<Frame>,
 }
 
 impl<S> Driver<S>
@@ -124,7 +131,12 @@ where
         let read_deadline = config
             .read_idle_timeout
             .map(|d| Box::pin(tokio::time::sleep(d)));
+        let gate = (!session.gate_token().is_cancelled())
+            .then(|| Box::pin(session.gate_token().clone().cancelled_owned()));
         Driver {
+            plugins: config.plugins.clone(),
+            gate,
+            held: VecDeque::new(),
             codec: FrameCodec::new(config.max_frame_size),
             write_buffer: config.write_buffer.max(1),
             max_handlers: config.max_handlers.max(1),
@@ -155,6 +167,20 @@ where
 
             if !self.closing && self.close_requested.as_mut().poll(cx).is_ready() {
                 self.start_closing();
+                progress = true;
+            }
+
+            // Session hooks done: handle what arrived meanwhile, in order.
+            if !self.closing
+                && self
+                    .gate
+                    .as_mut()
+                    .is_some_and(|gate| gate.as_mut().poll(cx).is_ready())
+            {
+                self.gate = None;
+                while let Some(frame) = self.held.pop_front() {
+                    self.dispatch(frame);
+                }
                 progress = true;
             }
             if !self.closing && !self.draining && self.drain_requested.as_mut().poll(cx).is_ready() {
@@ -230,6 +256,12 @@ where
 
     fn start_closing(&mut self) {
         self.closing = true;
+        // A plugin that closes a session (heartbeat, auth) gives its reason first.
+        let reason = self
+            .session
+            .close_reason()
+            .unwrap_or("the session was closed locally")
+            .to_owned();
         // What was already queued is still sent: pushes go out; pulls cannot
         // get a reply any more (nothing is read), so they end now.
         self.cmd_rx.close();
@@ -239,17 +271,23 @@ where
                     header_codec,
                     header,
                     body,
-                } => encode_frame(header_codec, &header, &body, &mut self.wbuf),
+                } => {
+                    encode_frame(header_codec, &header, &body, &mut self.wbuf);
+                    if !self.plugins.is_empty() {
+                        plugin::after_write(&self.plugins, &self.session, &header);
+                    }
+                }
                 Command::Pull { reply, .. } => {
-                    let _ = reply.send(Err(Error::closed("the session was closed locally")));
+                    let _ = reply.send(Err(Error::closed(reason.clone())));
                 }
                 Command::Cancel { .. } => {}
             }
         }
         for (_, reply) in self.pending.drain() {
-            let _ = reply.send(Err(Error::closed("the session was closed locally")));
+            let _ = reply.send(Err(Error::closed(reason.clone())));
         }
         self.tasks.clear();
+        self.held.clear();
     }
 
     /// Starts a graceful close: stop reading, but keep polling the running
@@ -284,12 +322,20 @@ where
                 }
                 encode_frame(header_codec, &header, &body, &mut self.wbuf);
                 self.pending.insert(header.seq, reply);
+                if !self.plugins.is_empty() {
+                    plugin::after_write(&self.plugins, &self.session, &header);
+                }
             }
             Command::Push {
                 header_codec,
                 header,
                 body,
-            } => encode_frame(header_codec, &header, &body, &mut self.wbuf),
+            } => {
+                encode_frame(header_codec, &header, &body, &mut self.wbuf);
+                if !self.plugins.is_empty() {
+                    plugin::after_write(&self.plugins, &self.session, &header);
+                }
+            }
             Command::Cancel { seq } => {
                 self.pending.remove(&seq);
             }
@@ -301,7 +347,10 @@ where
     fn read(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, CloseReason>> {
         let mut progress = false;
         loop {
-            if self.tasks.len() >= self.max_handlers || self.wbuf.len() >= self.write_buffer {
+            if self.tasks.len() >= self.max_handlers
+                || self.held.len() >= self.max_handlers
+                || self.wbuf.len() >= self.write_buffer
+            {
                 // Throttled: no new handler starts, but replies are still
                 // read: two peers whose write buffers are both full of pulls
                 // would otherwise wait on each other forever. A finishing
@@ -399,10 +448,35 @@ where
     }
 
     /// Routes one incoming frame.
-    fn dispatch(&mut self, frame: Frame) {
+    fn dispatch(&mut self, mut frame: Frame) {
+        if self.gate.is_some() && frame.header.kind != Kind::Reply {
+            // Session hooks still running: no handler may see this yet.
+            self.held.push_back(frame);
+            return;
+        }
+        if !self.plugins.is_empty() {
+            if let Err(refusal) =
+                plugin::read_header(&self.plugins, &self.session, &mut frame.header)
+            {
+                self.refuse(&frame, refusal, &Plugins::new());
+                return;
+            }
+        }
         match frame.header.kind {
             Kind::Reply => match self.pending.remove(&frame.header.seq) {
                 Some(reply) => {
+                    if !self.plugins.is_empty() {
+                        if let Err(refusal) = plugin::read_routed(
+                            &self.plugins,
+                            &Plugins::new(),
+                            &self.session,
+                            &mut frame,
+                        ) {
+                            refusal.log(&self.session, &frame.header);
+                            let _ = reply.send(Err(Error::Status(refusal.status)));
+                            return;
+                        }
+                    }
                     let _ = reply.send(Ok(frame));
                 }
                 None => tracing::debug!(
@@ -418,16 +492,18 @@ where
                     self.reply_without_handler(&frame, &Status::not_found());
                     return;
                 };
-                let (handler, spawn) = (route.handler.clone(), route.spawn);
-                self.start(frame, &handler, spawn);
+                let (handler, spawn, plugins) =
+                    (route.handler.clone(), route.spawn, route.plugins.clone());
+                self.start(frame, &handler, spawn, plugins);
             }
             Kind::Push => {
                 let Some(route) = self.router.find_push(frame.header.path()) else {
                     tracing::warn!(target: "teleport::call", kind = "push-handle", session = self.session.id(), remote = %self.session.remote_addr(), uri = %frame.header.uri, "push to an unknown URI dropped");
                     return;
                 };
-                let (handler, spawn) = (route.handler.clone(), route.spawn);
-                self.start(frame, &handler, spawn);
+                let (handler, spawn, plugins) =
+                    (route.handler.clone(), route.spawn, route.plugins.clone());
+                self.start(frame, &handler, spawn, plugins);
             }
             Kind::Other(t) => {
                 tracing::warn!(session = self.session.id(), remote = %self.session.remote_addr(), packet_type = t, "unsupported packet type; replied 410");
@@ -441,10 +517,69 @@ where
         // Go v2.0 sends a 410 with type 0, which two v2.0 peers can bounce
         // forever; a reply is always type 2 here.
         let header = frame.header.reply(status);
-        encode_frame(frame.header_codec, &header, &[], &mut self.wbuf);
+        if self.plugins.is_empty() {
+            encode_frame(frame.header_codec, &header, &[], &mut self.wbuf);
+        } else {
+            let reply = Frame {
+                header_codec: frame.header_codec,
+                header,
+                body: bytes::Bytes::new(),
+            };
+            self.write_reply(reply, &Plugins::new());
+        }
     }
 
-    fn start(&mut self, frame: Frame, handler: &crate::router::HandlerFn, spawn: bool) {
+    /// A plugin stopped an incoming frame: a pull gets the plugin's status,
+    /// a reply ends its pull with it, anything else is dropped.
+    fn refuse(&mut self, frame: &Frame, refusal: plugin::Refusal, route: &Plugins) {
+        refusal.log(&self.session, &frame.header);
+        match frame.header.kind {
+            Kind::Pull => {
+                let reply = Frame {
+                    header_codec: frame.header_codec,
+                    header: frame.header.reply(&refusal.status),
+                    body: bytes::Bytes::new(),
+                };
+                self.write_reply(reply, route);
+            }
+            Kind::Reply => {
+                if let Some(reply) = self.pending.remove(&frame.header.seq) {
+                    let _ = reply.send(Err(Error::Status(refusal.status)));
+                }
+            }
+            Kind::Push | Kind::Other(_) => {}
+        }
+    }
+
+    /// Queues a reply through the reply hooks of the peer's and the route's plugins.
+    fn write_reply(&mut self, mut reply: Frame, route: &Plugins) {
+        plugin::before_write_reply(&self.plugins, route, &self.session, &mut reply);
+        encode_frame(
+            reply.header_codec,
+            &reply.header,
+            &reply.body,
+            &mut self.wbuf,
+        );
+        for p in plugin::chain(&self.plugins, route) {
+            p.after_write_reply(&self.session, &reply.header);
+        }
+    }
+
+    fn start(
+        &mut self,
+        mut frame: Frame,
+        handler: &crate::router::HandlerFn,
+        spawn: bool,
+        plugins: Plugins,
+    ) {
+        if !(self.plugins.is_empty() && plugins.is_empty()) {
+            if let Err(refusal) =
+                plugin::read_routed(&self.plugins, &plugins, &self.session, &mut frame)
+            {
+                self.refuse(&frame, refusal, &plugins);
+                return;
+            }
+        }
         let in_size = frame.body.len();
         let ctx = Ctx::new(self.session.clone(), &frame);
         let fut = CatchPanic(handler(ctx.clone(), frame.body));
@@ -458,6 +593,7 @@ where
             ctx: Some(ctx),
             start: Instant::now(),
             in_size,
+            plugins,
         });
     }
 
@@ -484,6 +620,7 @@ where
             start,
             in_size,
             result,
+            plugins,
         } = done;
         let header = ctx.header();
         let is_pull = header.kind == Kind::Pull;
@@ -509,7 +646,11 @@ where
             if config.log_bodies {
                 tracing::trace!(target: "teleport::call", uri = %header.uri, body = %String::from_utf8_lossy(&frame.body), "reply body");
             }
-            encode_frame(frame.header_codec, &frame.header, &frame.body, &mut self.wbuf);
+            if self.plugins.is_empty() && plugins.is_empty() {
+                encode_frame(frame.header_codec, &frame.header, &frame.body, &mut self.wbuf);
+            } else {
+                self.write_reply(frame, &plugins);
+            }
         }
     }
 
@@ -540,6 +681,7 @@ where
             }
         }
         self.tasks.clear();
+        self.held.clear();
         self.session.peer().remove_session(self.session.id());
         self.session.mark_closed(text);
     }
@@ -624,6 +766,8 @@ struct Task {
     ctx: Option<Ctx>,
     start: Instant,
     in_size: usize,
+    /// The route's own plugins (its groups' and its own).
+    plugins: Plugins,
 }
 
 struct Done {
@@ -631,6 +775,7 @@ struct Done {
     start: Instant,
     in_size: usize,
     result: Result<Option<Frame>, String>,
+    plugins: Plugins,
 }
 
 impl Future for Task {
@@ -650,6 +795,7 @@ impl Future for Task {
             start: self.start,
             in_size: self.in_size,
             result,
+            plugins: std::mem::take(&mut self.plugins),
         })
     }
 }

@@ -32,6 +32,7 @@
 //! ```
 
 mod driver;
+mod extensions;
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -55,6 +56,7 @@ use crate::peer::{Peer, PeerConfig};
 use crate::router::Router;
 
 pub(crate) use driver::Command;
+pub use extensions::Extensions;
 
 /// Per-call settings; anything left `None` uses the peer's default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -122,6 +124,11 @@ pub(crate) struct Shared {
     /// Cancelled once the connection task has ended.
     closed: CancellationToken,
     close_reason: OnceLock<String>,
+    /// Cancelled once the session hooks of the peer's plugins have passed:
+    /// until then incoming pulls and pushes are held back.
+    gate: CancellationToken,
+    /// Typed per-session values (plugins' state).
+    extensions: Extensions,
 }
 
 impl fmt::Debug for Session {
@@ -148,6 +155,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (cmd_tx, cmd_rx) = mpsc::channel(config.send_queue.max(1));
+    let gate = CancellationToken::new();
+    if config.plugins.is_empty() {
+        // No session hook to wait for.
+        gate.cancel();
+    }
     let pull_slots = Semaphore::new(config.max_pulls_in_flight.clamp(1, Semaphore::MAX_PERMITS));
     let session = Session {
         shared: Arc::new(Shared {
@@ -164,6 +176,8 @@ where
             drain: CancellationToken::new(),
             closed: CancellationToken::new(),
             close_reason: OnceLock::new(),
+            gate,
+            extensions: Extensions::new(),
         }),
     };
     let driver = driver::Driver::new(io, session.clone(), cmd_rx, router);
@@ -230,6 +244,40 @@ impl Session {
 
     pub(crate) fn start_close(&self) {
         self.shared.close.cancel();
+    }
+
+    /// Typed values attached to this session, shared by all its handles
+    /// (plugins keep their per-session state here).
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(session: teleport::Session) {
+    /// #[derive(Clone)]
+    /// struct UserId(u64);
+    ///
+    /// session.extensions().insert(UserId(7));
+    /// assert_eq!(session.extensions().get::<UserId>().map(|u| u.0), Some(7));
+    /// # }
+    /// ```
+    pub fn extensions(&self) -> &Extensions {
+        &self.shared.extensions
+    }
+
+    /// Closes the session in the background, keeping `reason` as its close
+    /// reason: pulls still waiting end with [`Error::ConnectionClosed`]
+    /// carrying it.
+    pub(crate) fn close_because(&self, reason: String) {
+        let _ = self.shared.close_reason.set(reason);
+        self.start_close();
+    }
+
+    /// Releases the incoming pulls and pushes held back while session hooks ran.
+    pub(crate) fn open_gate(&self) {
+        self.shared.gate.cancel();
+    }
+
+    pub(crate) fn gate_token(&self) -> &CancellationToken {
+        &self.shared.gate
     }
 
     pub(crate) fn close_token(&self) -> &CancellationToken {
@@ -423,10 +471,13 @@ impl Session {
     }
 
     async fn send_pull(&self, prepared: Prepared, timeout: Option<Duration>) -> Result<Frame, Error> {
-        let (header_codec, mut header, body) = prepared?;
+        let (mut header_codec, mut header, mut body) = prepared?;
         let seq = self.shared.pull_seq.fetch_add(1, Ordering::Relaxed);
         header.seq = seq;
         header.kind = Kind::Pull;
+        if !self.shared.config.plugins.is_empty() {
+            (header_codec, header, body) = self.before_write(header_codec, header, body)?;
+        }
         let timeout = timeout.or(self.shared.config.pull_timeout);
         let start = Instant::now();
         let uri_for_log = tracing::enabled!(tracing::Level::DEBUG).then(|| header.uri.clone());
@@ -491,9 +542,12 @@ impl Session {
     }
 
     async fn finish_push(&self, prepared: Prepared) -> Result<(), Error> {
-        let (header_codec, mut header, body) = prepared?;
+        let (mut header_codec, mut header, mut body) = prepared?;
         header.seq = self.shared.push_seq.fetch_add(1, Ordering::Relaxed);
         header.kind = Kind::Push;
+        if !self.shared.config.plugins.is_empty() {
+            (header_codec, header, body) = self.before_write(header_codec, header, body)?;
+        }
         tracing::debug!(target: "teleport::call", kind = "push-launch", session = self.id(), remote = %self.remote_addr(), uri = %header.uri, seq = header.seq, size = body.len());
         self.shared
             .cmd_tx
@@ -507,6 +561,26 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Runs the peer plugins' `before_write_pull`/`before_write_push` hooks.
+    fn before_write(
+        &self,
+        header_codec: HeaderCodec,
+        header: Header,
+        body: Bytes,
+    ) -> Result<Parts, Error> {
+        let mut frame = Frame {
+            header_codec,
+            header,
+            body,
+        };
+        crate::plugin::before_write(&self.shared.config.plugins, self, &mut frame)
+            .map_err(Error::Status)?;
+        Ok((frame.header_codec, frame.header, frame.body))
+    }
+}
+
+type Parts = (HeaderCodec, Header, Bytes);
 type Prepared = Result<(HeaderCodec, Header, Bytes), Error>;
 
 /// Tells the connection task to forget a pull whose caller stopped waiting
