@@ -18,7 +18,8 @@
 //! - [`router`]: handlers by path, groups, fallbacks, the call context [`Ctx`].
 //! - [`session`]: one connection, multiplexed pulls and pushes both ways.
 //! - [`peer`]: listening, dialing, the session registry, configuration.
-//! - [`plugin`]: hooks at every stage of a session and its messages.
+//! - [`plugin`]: hooks at every stage of a session and its messages, and the
+//!   shipped plugins: auth, heartbeat, URI aliases, metrics.
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
 //! - `tls` (feature `tls`): TLS on listening and dialing with rustls.

@@ -35,7 +35,7 @@
 //! `before_read_body` before the body is decoded or handed to a handler.
 //!
 //! Only peer plugins run before routing, so only they can change the URI a
-//! frame is routed by. Group and route plugins see the frame
+//! frame is routed by (see [`alias`]). Group and route plugins see the frame
 //! from `after_read_header` on, and the reply to it.
 //!
 //! # Sync and async hooks
@@ -112,6 +112,10 @@
 //! # let _ = (router, config);
 //! ```
 
+pub mod alias;
+pub mod auth;
+pub mod heartbeat;
+pub mod metrics;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -1,0 +1,132 @@
+//! The auth plugin over real loopback TCP: a valid credential lets calls
+//! through, a refused or missing one gets 401 and a closed session, and no
+//! handler ever runs for an unauthenticated session.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use teleport::plugin::SessionRefused;
+use teleport::plugin::auth::{AUTH_URI, AuthClient, AuthServer, Authenticated};
+use teleport::{Ctx, Peer, PeerConfig, PeerError, Router, Session, Status};
+
+/// A server whose handler counts its calls and whose credential check
+/// takes `delay`, accepting only "s3cret".
+async fn server(calls: &Arc<AtomicUsize>, delay: Duration) -> (Peer, std::net::SocketAddr) {
+    let mut router = Router::new();
+    let c = calls.clone();
+    router.pull("/home/whoami", move |ctx: Ctx, (): ()| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let who = ctx.session().extensions().get::<Authenticated>();
+            Ok::<_, Status>(who.map(|a| a.0).unwrap_or_default())
+        }
+    });
+    let auth = AuthServer::new(move |_: Session, token: String| async move {
+        tokio::time::sleep(delay).await;
+        if token == "s3cret" {
+            Ok("alice".to_string())
+        } else {
+            Err(Status::unauthorized())
+        }
+    })
+    .timeout(Duration::from_millis(300));
+    let server = Peer::new(PeerConfig::default().plugin(auth), router);
+    let addr = server.listen("127.0.0.1:0").await.unwrap();
+    (server, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_credential_lets_calls_through_and_handlers_see_the_identity() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (_server, addr) = server(&calls, Duration::ZERO).await;
+    let client = Peer::new(
+        PeerConfig::default().plugin(AuthClient::new("s3cret")),
+        Router::new(),
+    );
+    let session = client.dial(addr).await.unwrap();
+    let who: String = session.pull("/home/whoami", &()).await.unwrap();
+    assert_eq!(who, "alice");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_credential_fails_the_dial_with_401_closes_the_session_and_no_handler_runs() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, addr) = server(&calls, Duration::ZERO).await;
+    let client = Peer::new(
+        PeerConfig::default().plugin(AuthClient::new("wrong")),
+        Router::new(),
+    );
+    let err = client.dial(addr).await.unwrap_err();
+    let PeerError::Dial { source, .. } = &err else {
+        panic!("expected a dial error, got {err}");
+    };
+    let refused = source
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<SessionRefused>())
+        .expect("a SessionRefused inside");
+    assert_eq!(refused.status.code(), 401);
+    assert_eq!(client.session_count(), 0);
+    wait_until(|| server.session_count() == 0).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_without_a_credential_get_401_never_reach_a_handler_and_the_session_closes() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, addr) = server(&calls, Duration::ZERO).await;
+    let client = Peer::new(PeerConfig::default(), Router::new());
+    let session = client.dial(addr).await.unwrap();
+    let err = session
+        .pull::<_, String>("/home/whoami", &())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(Status::code), Some(401), "{err}");
+    tokio::time::timeout(Duration::from_secs(5), session.closed())
+        .await
+        .expect("the server closes a session that skipped auth");
+    wait_until(|| server.session_count() == 0).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_pipelined_behind_a_slow_credential_check_never_reaches_its_handler() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (_server, addr) = server(&calls, Duration::from_millis(200)).await;
+    // A client that does not wait for its credential to pass.
+    let client = Peer::new(PeerConfig::default(), Router::new());
+    let session = client.dial(addr).await.unwrap();
+    let auth = {
+        let session = session.clone();
+        tokio::spawn(async move { session.pull::<_, bool>(AUTH_URI, &"s3cret").await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let early = session.pull::<_, String>("/home/whoami", &()).await;
+    assert_eq!(early.unwrap_err().status().map(Status::code), Some(401));
+    let _ = auth.await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_sends_no_credential_is_closed_after_the_timeout() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, addr) = server(&calls, Duration::ZERO).await;
+    let client = Peer::new(PeerConfig::default(), Router::new());
+    let session = client.dial(addr).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), session.closed())
+        .await
+        .expect("the server closes a session that never authenticates");
+    wait_until(|| server.session_count() == 0).await;
+}
+
+/// Polls `done` until it holds, failing after 5 s.
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("condition not reached within 5 s");
+}
