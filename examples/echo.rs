@@ -6,6 +6,9 @@
 //!
 //! Run with: `cargo run --example echo`
 
+// An example talks to its user on stdout; the library never does.
+#![allow(clippy::print_stdout)]
+
 use std::time::Duration;
 
 use teleport::{Ctx, Peer, PeerConfig, Router, Status};

@@ -7,6 +7,9 @@
 //! Run with: `cargo run --release --example soak -- [--sessions N] [--calls N] [--in-flight N] [--payload BYTES]`
 //! (10,000 sessions need `ulimit -n` above 20,000)
 
+// An example talks to its user on stdout; the library never does.
+#![allow(clippy::print_stdout)]
+
 #[path = "../tests/support/soak.rs"]
 mod soak;
 

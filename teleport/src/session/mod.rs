@@ -372,7 +372,7 @@ impl Session {
         Resp: Decode,
     {
         let prepared = self.prepare(uri, arg, &options);
-        self.finish_pull(prepared, options.timeout).await
+        self.finish_pull(uri, prepared, options.timeout).await
     }
 
     /// Sends a one-way push of `uri` with `arg`. `.await` returns once the
@@ -402,7 +402,12 @@ impl Session {
     /// # Errors
     ///
     /// As [`Session::push`].
-    pub async fn push_with<Req>(&self, uri: &str, arg: &Req, options: CallOptions) -> Result<(), Error>
+    pub async fn push_with<Req>(
+        &self,
+        uri: &str,
+        arg: &Req,
+        options: CallOptions,
+    ) -> Result<(), Error>
     where
         Req: Encode + ?Sized,
     {
@@ -427,9 +432,11 @@ impl Session {
         body: Bytes,
         options: CallOptions,
     ) -> Result<Frame, Error> {
-        let header_codec = options.header_codec.unwrap_or(self.shared.config.header_codec);
+        let header_codec = options
+            .header_codec
+            .unwrap_or(self.shared.config.header_codec);
         let prepared = Ok((header_codec, raw_header(uri, gzip), body));
-        self.send_pull(prepared, options.timeout).await
+        self.send_pull(uri, prepared, options.timeout).await
     }
 
     /// Pushes an already-encoded body section (for proxies and gateways).
@@ -437,14 +444,27 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::ConnectionClosed`].
-    pub async fn push_raw(&self, uri: &str, gzip: i32, body: Bytes, options: CallOptions) -> Result<(), Error> {
-        let header_codec = options.header_codec.unwrap_or(self.shared.config.header_codec);
+    pub async fn push_raw(
+        &self,
+        uri: &str,
+        gzip: i32,
+        body: Bytes,
+        options: CallOptions,
+    ) -> Result<(), Error> {
+        let header_codec = options
+            .header_codec
+            .unwrap_or(self.shared.config.header_codec);
         self.finish_push(Ok((header_codec, raw_header(uri, gzip), body)))
             .await
     }
 
     /// Encodes the argument on the caller's task.
-    fn prepare<Req: Encode + ?Sized>(&self, uri: &str, arg: &Req, options: &CallOptions) -> Prepared {
+    fn prepare<Req: Encode + ?Sized>(
+        &self,
+        uri: &str,
+        arg: &Req,
+        options: &CallOptions,
+    ) -> Prepared {
         let config = &self.shared.config;
         let codec = options.codec.unwrap_or(config.body_codec);
         let level = options.gzip.unwrap_or(config.gzip);
@@ -454,8 +474,13 @@ impl Session {
         Ok((header_codec, raw_header(uri, level), body))
     }
 
-    async fn finish_pull<Resp: Decode>(&self, prepared: Prepared, timeout: Option<Duration>) -> Result<Resp, Error> {
-        let reply = self.send_pull(prepared, timeout).await?;
+    async fn finish_pull<Resp: Decode>(
+        &self,
+        uri: &str,
+        prepared: Prepared,
+        timeout: Option<Duration>,
+    ) -> Result<Resp, Error> {
+        let reply = self.send_pull(uri, prepared, timeout).await?;
         let status = reply.header.status_code;
         // Go v2.0 always sets 200; 0 (the field left out) is read as success too.
         if status != crate::status::code::OK && status != 0 {
@@ -470,7 +495,14 @@ impl Session {
         )?)
     }
 
-    async fn send_pull(&self, prepared: Prepared, timeout: Option<Duration>) -> Result<Frame, Error> {
+    /// Sends a prepared pull and waits for its reply. `uri` is the caller's
+    /// (borrowed for errors and logs, so nothing is cloned per call).
+    async fn send_pull(
+        &self,
+        uri: &str,
+        prepared: Prepared,
+        timeout: Option<Duration>,
+    ) -> Result<Frame, Error> {
         let (mut header_codec, mut header, mut body) = prepared?;
         let seq = self.shared.pull_seq.fetch_add(1, Ordering::Relaxed);
         header.seq = seq;
@@ -480,7 +512,6 @@ impl Session {
         }
         let timeout = timeout.or(self.shared.config.pull_timeout);
         let start = Instant::now();
-        let uri_for_log = tracing::enabled!(tracing::Level::DEBUG).then(|| header.uri.clone());
         let (tx, rx) = oneshot::channel();
         let cmd = Command::Pull {
             header_codec,
@@ -520,16 +551,14 @@ impl Session {
         let result = match timeout {
             Some(t) if t != Duration::MAX => match tokio::time::timeout(t, wait).await {
                 Ok(r) => r,
-                Err(_) => {
-                    Err(Error::Timeout {
-                        uri: uri_for_log.clone().unwrap_or_default(),
-                        timeout: t,
-                    })
-                }
+                Err(_) => Err(Error::Timeout {
+                    uri: uri.to_owned(),
+                    timeout: t,
+                }),
             },
             _ => wait.await,
         };
-        if let Some(uri) = uri_for_log {
+        if tracing::enabled!(target: "teleport::call", tracing::Level::DEBUG) {
             let cost = start.elapsed();
             let status = match &result {
                 Ok(f) => f.header.status_code,
@@ -596,7 +625,10 @@ impl Drop for CancelOnDrop<'_> {
         if self.armed {
             // If the queue is full the entry is freed when the late reply
             // arrives or the session ends instead.
-            let _ = self.shared.cmd_tx.try_send(Command::Cancel { seq: self.seq });
+            let _ = self
+                .shared
+                .cmd_tx
+                .try_send(Command::Cancel { seq: self.seq });
         }
     }
 }
@@ -658,37 +690,38 @@ impl<Req: ?Sized, Resp> Pull<'_, Req, Resp> {
 
 /// The future of a [`Pull`].
 #[must_use = "futures do nothing unless polled"]
-pub struct PullFuture<Resp> {
-    inner: Pin<Box<dyn Future<Output = Result<Resp, Error>> + Send>>,
+pub struct PullFuture<'a, Resp> {
+    inner: Pin<Box<dyn Future<Output = Result<Resp, Error>> + Send + 'a>>,
 }
 
-impl<Resp> fmt::Debug for PullFuture<Resp> {
+impl<Resp> fmt::Debug for PullFuture<'_, Resp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PullFuture")
     }
 }
 
-impl<Resp> Future for PullFuture<Resp> {
+impl<Resp> Future for PullFuture<'_, Resp> {
     type Output = Result<Resp, Error>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)
     }
 }
 
-impl<Req, Resp> IntoFuture for Pull<'_, Req, Resp>
+impl<'a, Req, Resp> IntoFuture for Pull<'a, Req, Resp>
 where
     Req: Encode + ?Sized,
-    Resp: Decode + Send + 'static,
+    Resp: Decode + Send + 'a,
 {
     type Output = Result<Resp, Error>;
-    type IntoFuture = PullFuture<Resp>;
+    type IntoFuture = PullFuture<'a, Resp>;
 
-    fn into_future(self) -> PullFuture<Resp> {
+    fn into_future(self) -> PullFuture<'a, Resp> {
+        // The argument is encoded now, on the caller's task; the future only
+        // borrows the session and the URI.
         let prepared = self.session.prepare(self.uri, self.arg, &self.options);
-        let session = self.session.clone();
-        let timeout = self.options.timeout;
+        let (session, uri, timeout) = (self.session, self.uri, self.options.timeout);
         PullFuture {
-            inner: Box::pin(async move { session.finish_pull(prepared, timeout).await }),
+            inner: Box::pin(async move { session.finish_pull(uri, prepared, timeout).await }),
         }
     }
 }
