@@ -238,3 +238,52 @@ async fn a_graceful_shutdown_over_tls_delivers_the_running_reply() {
         Some("the remote peer closed the connection")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_run_on_tls_sessions_on_both_sides() {
+    use teleport::plugin::auth::{AuthClient, AuthServer, Authenticated};
+
+    let id = identity();
+    let mut router = Router::new();
+    router.pull("/home/whoami", |ctx: Ctx, (): ()| async move {
+        let who = ctx.session().extensions().get::<Authenticated>();
+        Ok::<_, Status>(who.map(|a| a.0).unwrap_or_default())
+    });
+    let auth = AuthServer::new(|_: teleport::Session, token: String| async move {
+        if token == "s3cret" {
+            Ok("alice".to_owned())
+        } else {
+            Err(Status::unauthorized())
+        }
+    });
+    let server = Peer::new(PeerConfig::default().plugin(auth), router);
+    let addr = server
+        .listen_tls("127.0.0.1:0", server_config(&id))
+        .await
+        .unwrap();
+
+    let good = Peer::new(
+        PeerConfig::default().plugin(AuthClient::new("s3cret")),
+        Router::new(),
+    );
+    let session = good
+        .dial_tls(addr, "localhost", client_config(&id))
+        .await
+        .unwrap();
+    let who: String = session.pull("/home/whoami", &()).await.unwrap();
+    assert_eq!(who, "alice", "the accept hooks ran on the TLS session");
+
+    let bad = Peer::new(
+        PeerConfig::default().plugin(AuthClient::new("wrong")),
+        Router::new(),
+    );
+    let err = bad
+        .dial_tls(addr, "localhost", client_config(&id))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PeerError::Dial { .. }),
+        "the dial hooks refused: {err}"
+    );
+    assert_eq!(bad.session_count(), 0);
+}

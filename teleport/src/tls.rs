@@ -114,7 +114,8 @@ impl Peer {
     /// [`PeerError::Dial`] when connecting fails, `server_name` is not a
     /// valid DNS name or IP address, or the handshake fails (an untrusted
     /// certificate, a name mismatch, a server that does not speak TLS);
-    /// [`PeerError::DialTimeout`]; [`PeerError::ShuttingDown`].
+    /// [`PeerError::DialTimeout`]; [`PeerError::ShuttingDown`]; the error of a
+    /// plugin that refuses the session after dialing.
     pub async fn dial_tls(
         &self,
         addr: impl ToSocketAddrs + fmt::Display,
@@ -151,7 +152,8 @@ impl Peer {
                 });
             }
         };
-        let session = self.attach(tls, remote, local);
+        // As for a plain dial, the peer plugins' dial hooks run (and may refuse).
+        let session = self.attach_dialed(tls, remote, local).await?;
         tracing::debug!(session = session.id(), %remote, "dialed (tls)");
         Ok(session)
     }
