@@ -508,3 +508,38 @@ async fn a_peer_plugin_can_rewrite_the_uri_before_routing() {
         "{err}"
     );
 }
+
+/// Panics while accepting.
+struct PanicOnAccept;
+
+impl Plugin for PanicOnAccept {
+    fn after_accept<'a>(&'a self, _: &'a Session) -> PluginFuture<'a> {
+        Box::pin(async { panic!("plugin bug") })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_session_hook_closes_the_session_instead_of_holding_it_forever() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, addr) = serve(
+        PeerConfig::default().plugin(PanicOnAccept),
+        counting_router(&calls),
+    )
+    .await;
+    let client = Peer::new(PeerConfig::default(), Router::new());
+    let session = client.dial(addr).await.unwrap();
+    let err = session
+        .pull::<_, String>("/home/echo", &"x")
+        .timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(err.is_connection_closed(), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while server.session_count() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+}

@@ -252,11 +252,12 @@ impl Peer {
         if self.inner.config.plugins.is_empty() {
             return;
         }
-        let (peer, session) = (self.clone(), session.clone());
-        tokio::spawn(async move {
-            let _ = plugin::run_session_hooks(&peer.inner.config.plugins, &session, Side::Accepted)
-                .await;
-        });
+        let hooks = plugin::run_session_hooks(
+            self.inner.config.plugins.clone(),
+            session.clone(),
+            Side::Accepted,
+        );
+        tokio::spawn(hooks);
     }
 
     /// Runs the peer plugins' `after_dial` hooks of a new session.
@@ -264,9 +265,9 @@ impl Peer {
         if self.inner.config.plugins.is_empty() {
             return Ok(());
         }
-        let Err(refused) =
-            plugin::run_session_hooks(&self.inner.config.plugins, session, Side::Dialed).await
-        else {
+        let plugins = self.inner.config.plugins.clone();
+        let hooks = plugin::run_session_hooks(plugins, session.clone(), Side::Dialed);
+        let Err(refused) = hooks.await else {
             return Ok(());
         };
         // The session is closing; let it leave the registry before reporting.

@@ -135,3 +135,18 @@ impl Plugin for CaseInsensitive {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_path_keeps_the_query() {
+        let mut h = Header::new(Kind::Pull, 1, "/a/b?x=1&y=2");
+        set_path(&mut h, "/c");
+        assert_eq!(h.uri, "/c?x=1&y=2");
+        let mut h = Header::new(Kind::Pull, 1, "/a/b");
+        set_path(&mut h, "/c");
+        assert_eq!(h.uri, "/c");
+    }
+}

@@ -434,40 +434,111 @@ pub struct SessionRefused {
     pub status: Status,
 }
 
-/// Runs the peer plugins' session hooks in order. On success the session's
-/// held-back incoming calls are released; on failure the session is closed
-/// with the refusal as its reason.
-pub(crate) async fn run_session_hooks(
-    peer: &Plugins,
-    session: &Session,
-    side: Side,
-) -> Result<(), SessionRefused> {
-    let stage = match side {
-        Side::Dialed => "after_dial",
-        Side::Accepted => "after_accept",
-    };
-    for p in peer.iter() {
-        let result = match side {
-            Side::Dialed => p.after_dial(session).await,
-            Side::Accepted => p.after_accept(session).await,
-        };
-        if let Err(status) = result {
-            let refusal = SessionRefused {
-                plugin: p.name().to_owned(),
-                stage,
-                status,
-            };
-            tracing::warn!(
-                target: "teleport::plugin",
-                session = session.id(),
-                remote = %session.remote_addr(),
-                reason = %refusal,
-                "closing the session"
-            );
-            session.close_because(refusal.to_string());
-            return Err(refusal);
+impl Side {
+    fn stage(self) -> &'static str {
+        match self {
+            Side::Dialed => "after_dial",
+            Side::Accepted => "after_accept",
         }
     }
-    session.open_gate();
+}
+
+/// Runs the peer plugins' session hooks in order, on a task of their own so
+/// that a panicking hook cannot leave the session waiting for them. On
+/// success the session's held-back incoming calls are released; on failure
+/// (or a panic) the session is closed with the refusal as its reason.
+pub(crate) async fn run_session_hooks(
+    peer: Plugins,
+    session: Session,
+    side: Side,
+) -> Result<(), SessionRefused> {
+    let task = tokio::spawn(session_hooks(peer, session.clone(), side));
+    let refusal = match task.await {
+        Ok(Ok(())) => {
+            session.open_gate();
+            return Ok(());
+        }
+        Ok(Err(refusal)) => refusal,
+        Err(e) => SessionRefused {
+            plugin: String::from("<unknown>"),
+            stage: side.stage(),
+            status: Status::internal(format!("a plugin hook failed: {e}")),
+        },
+    };
+    tracing::warn!(
+        target: "teleport::plugin",
+        session = session.id(),
+        remote = %session.remote_addr(),
+        reason = %refusal,
+        "closing the session"
+    );
+    session.close_because(refusal.to_string());
+    Err(refusal)
+}
+
+async fn session_hooks(peer: Plugins, session: Session, side: Side) -> Result<(), SessionRefused> {
+    for p in peer.iter() {
+        let result = match side {
+            Side::Dialed => p.after_dial(&session).await,
+            Side::Accepted => p.after_accept(&session).await,
+        };
+        if let Err(status) = result {
+            return Err(SessionRefused {
+                plugin: p.name().to_owned(),
+                stage: side.stage(),
+                status,
+            });
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str);
+    impl Plugin for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+    }
+
+    #[test]
+    fn plugins_run_in_the_order_they_were_added_and_the_empty_list_allocates_nothing() {
+        let mut list = Plugins::new();
+        assert!(list.is_empty() && list.0.is_none());
+        list.push(Arc::new(Named("a")));
+        list.push(Arc::new(Named("b")));
+        let names: Vec<_> = list.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let route = Plugins::new();
+        let chained: Vec<_> = chain(&list, &route).map(|p| p.name()).collect();
+        assert_eq!(chained, ["a", "b"]);
+        assert_eq!(format!("{list:?}"), r#"["a", "b"]"#);
+    }
+
+    #[test]
+    fn plugin_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Plugins>();
+        check::<SessionRefused>();
+        check::<crate::session::Extensions>();
+        check::<auth::AuthServer>();
+        check::<auth::AuthClient>();
+        check::<heartbeat::Heartbeat>();
+        check::<alias::Alias>();
+        check::<alias::CaseInsensitive>();
+        check::<metrics::Metrics>();
+    }
+
+    #[test]
+    fn a_refusal_with_a_success_status_becomes_failed_plugin() {
+        let p: Arc<dyn Plugin> = Arc::new(Named("p"));
+        let r = Refusal::new(&p, "after_read_header", Status::ok());
+        assert_eq!(r.status.code(), code::FAILED_PLUGIN);
+        let r = Refusal::new(&p, "after_read_header", Status::unauthorized());
+        assert_eq!(r.status.code(), code::UNAUTHORIZED);
+        assert_eq!(r.plugin, "p");
+    }
 }

@@ -73,13 +73,15 @@ impl Extensions {
         make: impl FnOnce() -> T,
     ) -> T {
         let mut map = self.lock();
-        let entry = map
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Box::new(make()));
-        match entry.downcast_ref::<T>() {
-            Some(v) => v.clone(),
-            None => unreachable!("values are stored under their own TypeId"),
+        if let Some(v) = map
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+        {
+            return v.clone();
         }
+        let value = make();
+        map.insert(TypeId::of::<T>(), Box::new(value.clone()));
+        value
     }
 
     /// Whether a value of type `T` is stored.
