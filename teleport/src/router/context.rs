@@ -49,17 +49,20 @@ impl fmt::Debug for Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn new(session: Session, frame: &Frame) -> Ctx {
-        Ctx {
+    /// The context of an incoming frame, and its body. The header moves
+    /// into the context: no copy of its strings per call.
+    pub(crate) fn new(session: Session, frame: Frame) -> (Ctx, Bytes) {
+        let ctx = Ctx {
             inner: Arc::new(Inner {
                 session,
                 header_codec: frame.header_codec,
-                header: frame.header.clone(),
                 body_codec: frame.body_codec().map(CodecId),
+                header: frame.header,
                 reply_codec: AtomicU16::new(SAME_CODEC),
                 reply_gzip: AtomicI32::new(SAME_GZIP),
             }),
-        }
+        };
+        (ctx, frame.body)
     }
 
     /// The session the call arrived on: push or pull back to the caller through it.

@@ -581,8 +581,8 @@ where
             }
         }
         let in_size = frame.body.len();
-        let ctx = Ctx::new(self.session.clone(), &frame);
-        let fut = CatchPanic(handler(ctx.clone(), frame.body));
+        let (ctx, body) = Ctx::new(self.session.clone(), frame);
+        let fut = CatchPanic(handler(ctx.clone(), body));
         let run = if spawn {
             Running::Spawned(tokio::spawn(fut))
         } else {
