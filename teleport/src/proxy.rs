@@ -193,7 +193,9 @@ impl Proxy {
         let routes = self.routes_mut();
         routes.prefixes.retain(|(p, _)| *p != prefix);
         routes.prefixes.push((prefix, upstream));
-        routes.prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        routes
+            .prefixes
+            .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         self
     }
 

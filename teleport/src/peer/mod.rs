@@ -142,7 +142,11 @@ impl Peer {
 
     /// Accepts connections on `listener` in a background task and hands each
     /// one to `on_accept` (which starts a session, maybe after a handshake).
-    pub(crate) fn serve_with<F>(&self, listener: TcpListener, on_accept: F) -> Result<SocketAddr, PeerError>
+    pub(crate) fn serve_with<F>(
+        &self,
+        listener: TcpListener,
+        on_accept: F,
+    ) -> Result<SocketAddr, PeerError>
     where
         F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr) + Send + 'static,
     {
