@@ -222,3 +222,16 @@ async fn run_shuts_down_when_a_terminate_is_raised_from_code() {
     assert_eq!(call.await.unwrap().unwrap(), 100);
     session.closed().await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_is_shutting_down_refuses_to_restart() {
+    use teleport::graceful::RestartError;
+
+    let server = Peer::new(PeerConfig::default(), Router::new());
+    server.listen("127.0.0.1:0").await.unwrap();
+    server.shutdown(Duration::from_secs(1)).await;
+    let err = server.restart(Duration::from_secs(1)).await.unwrap_err();
+    assert!(matches!(err, RestartError::ShuttingDown), "got {err}");
+    assert!(!graceful::is_restarted());
+}
