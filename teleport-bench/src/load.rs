@@ -40,6 +40,7 @@ impl Payload {
 pub enum Client {
     Raw(raw::Client),
     Teleport(teleport::Session, teleport::CallOptions),
+    TeleportService(crate::tp::BenchClient),
     Tarpc(tarpc_echo::EchoClient),
     Tonic(grpc::Client),
 }
@@ -54,6 +55,11 @@ impl Client {
                 .await
                 .map(|s| s.len())
                 .map_err(|e| e.to_string()),
+            Client::TeleportService(c) => c
+                .echo(payload.text.clone())
+                .await
+                .map(|s| s.len())
+                .map_err(|e| e.to_string()),
             Client::Tarpc(c) => c
                 .echo(tarpc::context::current(), payload.text.clone())
                 .await
@@ -65,8 +71,10 @@ impl Client {
 
     /// Ends the connection (teleport explicitly; the others on drop).
     pub async fn close(self) {
-        if let Client::Teleport(session, _) = self {
-            session.close().await;
+        match self {
+            Client::Teleport(session, _) => session.close().await,
+            Client::TeleportService(client) => client.session().close().await,
+            _ => {}
         }
     }
 }
@@ -109,10 +117,12 @@ pub async fn run(
                 let expected = payload.bytes.len();
                 while !stop.load(Ordering::Relaxed) {
                     let start = Instant::now();
-                    let ok = matches!(client.call(&payload).await, Ok(n) if n == expected);
+                    let result = client.call(&payload).await;
                     let took = start.elapsed();
-                    if !ok {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    if !matches!(result, Ok(n) if n == expected) {
+                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("    first error: {result:?} after {took:?}");
+                        }
                         if errors.load(Ordering::Relaxed) > 1000 {
                             break;
                         }

@@ -42,6 +42,7 @@ use teleport::{CallOptions, CodecId};
 enum System {
     Raw,
     TeleportBincode,
+    TeleportService,
     TeleportJson,
     TeleportJsonGzip,
     Tarpc,
@@ -49,9 +50,10 @@ enum System {
 }
 
 impl System {
-    const ALL: [System; 6] = [
+    const ALL: [System; 7] = [
         System::Raw,
         System::TeleportBincode,
+        System::TeleportService,
         System::TeleportJson,
         System::TeleportJsonGzip,
         System::Tarpc,
@@ -62,6 +64,7 @@ impl System {
         match self {
             System::Raw => "raw",
             System::TeleportBincode => "teleport/bincode",
+            System::TeleportService => "teleport/service",
             System::TeleportJson => "teleport/json",
             System::TeleportJsonGzip => "teleport/json+gzip1",
             System::Tarpc => "tarpc",
@@ -72,7 +75,10 @@ impl System {
     fn is_teleport(self) -> bool {
         matches!(
             self,
-            System::TeleportBincode | System::TeleportJson | System::TeleportJsonGzip
+            System::TeleportBincode
+                | System::TeleportService
+                | System::TeleportJson
+                | System::TeleportJsonGzip
         )
     }
 }
@@ -112,6 +118,14 @@ impl Servers {
             System::Raw => Client::Raw(raw::Client::connect(self.raw).await.expect("raw connect")),
             System::TeleportBincode => {
                 teleport(CallOptions::default().codec(CodecId::BINCODE)).await
+            }
+            System::TeleportService => {
+                let session = self
+                    .teleport_client
+                    .dial(self.teleport)
+                    .await
+                    .expect("teleport dial");
+                Client::TeleportService(tp::BenchClient::new(session))
             }
             System::TeleportJson => teleport(CallOptions::default().codec(CodecId::JSON)).await,
             System::TeleportJsonGzip => {

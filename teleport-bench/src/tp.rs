@@ -7,9 +7,25 @@ use teleport::{CodecId, Ctx, Peer, PeerConfig, Router, Status};
 /// The echo route.
 pub const ECHO: &str = "/echo";
 
+/// The same echo as a `#[teleport::service]`, served at `/bench/echo`.
+#[teleport::service]
+pub trait Bench {
+    /// Returns its argument.
+    async fn echo(&self, payload: String) -> String;
+}
+
+struct Echoer;
+
+impl Bench for Echoer {
+    async fn echo(&self, payload: String) -> String {
+        payload
+    }
+}
+
 /// The router every teleport server here uses.
 pub fn router() -> Router {
     let mut router = Router::new();
+    BenchServer::new(Echoer).register(&mut router);
     router.pull(ECHO, |_ctx: Ctx, payload: String| async move {
         Ok::<_, Status>(payload)
     });
