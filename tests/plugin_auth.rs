@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use teleport::plugin::SessionRefused;
 use teleport::plugin::auth::{AUTH_URI, AuthClient, AuthServer, Authenticated};
 use teleport::{Ctx, Peer, PeerConfig, PeerError, Router, Session, Status};
 
@@ -59,13 +58,9 @@ async fn a_refused_credential_fails_the_dial_with_401_closes_the_session_and_no_
         Router::new(),
     );
     let err = client.dial(addr).await.unwrap_err();
-    let PeerError::Dial { source, .. } = &err else {
-        panic!("expected a dial error, got {err}");
+    let PeerError::Refused(refused) = &err else {
+        panic!("expected a refused dial, got {err}");
     };
-    let refused = source
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<SessionRefused>())
-        .expect("a SessionRefused inside");
     assert_eq!(refused.status.code(), 401);
     assert_eq!(client.session_count(), 0);
     wait_until(|| server.session_count() == 0).await;

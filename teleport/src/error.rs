@@ -92,6 +92,9 @@ pub enum PeerError {
         /// The dial timeout.
         timeout: Duration,
     },
+    /// A plugin's `after_dial` hook refused the new session (it was closed).
+    #[error(transparent)]
+    Refused(#[from] crate::plugin::SessionRefused),
     /// The peer already has `max_sessions` live sessions.
     #[error("the peer already has {limit} sessions (PeerConfig::max_sessions)")]
     TooManySessions {

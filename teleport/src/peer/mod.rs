@@ -276,10 +276,8 @@ impl Peer {
         };
         // The session is closing; let it leave the registry before reporting.
         let _ = tokio::time::timeout(self.inner.config.dial_timeout, session.closed()).await;
-        Err(PeerError::Dial {
-            addr: addr.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused),
-        })
+        tracing::debug!(%addr, %refused, "dial refused by a plugin");
+        Err(PeerError::Refused(refused))
     }
 
     /// Runs a session over a byte stream this side opened (a TLS client
@@ -288,7 +286,7 @@ impl Peer {
     ///
     /// # Errors
     ///
-    /// [`PeerError::Dial`] wrapping a [`plugin::SessionRefused`] if a hook
+    /// [`PeerError::Refused`] with the [`plugin::SessionRefused`] if a hook
     /// refused the session (which is then closed).
     pub async fn attach_dialed<S>(
         &self,

@@ -420,8 +420,7 @@ pub(crate) enum Side {
 /// A session hook refused the session.
 ///
 /// [`Peer::dial`](crate::Peer::dial) reports it as
-/// [`PeerError::Dial`](crate::PeerError::Dial) whose `source` is an
-/// [`std::io::Error`] of kind `PermissionDenied` wrapping this value.
+/// [`PeerError::Refused`](crate::PeerError::Refused).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("plugin {plugin} refused the session in {stage}: {status}")]
 #[non_exhaustive]
