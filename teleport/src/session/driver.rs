@@ -183,7 +183,8 @@ where
                 }
                 progress = true;
             }
-            if !self.closing && !self.draining && self.drain_requested.as_mut().poll(cx).is_ready() {
+            if !self.closing && !self.draining && self.drain_requested.as_mut().poll(cx).is_ready()
+            {
                 self.start_draining();
                 progress = true;
             }
@@ -295,12 +296,18 @@ where
     /// once the last one is done. Pulls this side sent cannot get a reply any
     /// more (nothing is read), so they end now, and new ones are refused.
     fn start_draining(&mut self) {
-        tracing::debug!(session = self.session.id(), running = self.tasks.len(), "draining");
+        tracing::debug!(
+            session = self.session.id(),
+            running = self.tasks.len(),
+            "draining"
+        );
         self.draining = true;
         // Nothing is read any more, so idleness is expected.
         self.read_deadline = None;
         for (_, reply) in self.pending.drain() {
-            let _ = reply.send(Err(Error::closed("the session is draining (graceful close)")));
+            let _ = reply.send(Err(Error::closed(
+                "the session is draining (graceful close)",
+            )));
         }
     }
 
@@ -317,7 +324,9 @@ where
                     return;
                 }
                 if self.draining {
-                    let _ = reply.send(Err(Error::closed("the session is draining (graceful close)")));
+                    let _ = reply.send(Err(Error::closed(
+                        "the session is draining (graceful close)",
+                    )));
                     return;
                 }
                 encode_frame(header_codec, &header, &body, &mut self.wbuf);
