@@ -281,9 +281,9 @@ async fn plugins_run_on_tls_sessions_on_both_sides() {
         .dial_tls(addr, "localhost", client_config(&id))
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, PeerError::Dial { .. }),
-        "the dial hooks refused: {err}"
-    );
+    let PeerError::Refused(refused) = &err else {
+        panic!("expected the dial hooks to refuse, got {err}");
+    };
+    assert_eq!(refused.status.code(), 401);
     assert_eq!(bad.session_count(), 0);
 }

@@ -114,8 +114,8 @@ impl Peer {
     /// [`PeerError::Dial`] when connecting fails, `server_name` is not a
     /// valid DNS name or IP address, or the handshake fails (an untrusted
     /// certificate, a name mismatch, a server that does not speak TLS);
-    /// [`PeerError::DialTimeout`]; [`PeerError::ShuttingDown`]; the error of a
-    /// plugin that refuses the session after dialing.
+    /// [`PeerError::DialTimeout`]; [`PeerError::ShuttingDown`];
+    /// [`PeerError::Refused`] when a plugin's dial hook refuses the session.
     pub async fn dial_tls(
         &self,
         addr: impl ToSocketAddrs + fmt::Display,
