@@ -303,3 +303,17 @@ async fn a_restarted_upstream_is_dialed_again() {
     let product: i64 = session.pull("/typed/add", &[3, 4]).await.unwrap();
     assert_eq!(product, 12);
 }
+
+/// Proxies are shared across sessions and tasks; checked at compile time.
+#[test]
+fn proxy_types_and_futures_are_send_and_sync() {
+    fn send<T: Send>(_: &T) {}
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Proxy>();
+    send_sync::<Upstream>();
+    fn futures(proxy: Proxy, ctx: Ctx, body: Bytes) {
+        send(&proxy.pull(ctx.clone(), body.clone()));
+        send(&proxy.push(ctx, body));
+    }
+    let _ = futures;
+}

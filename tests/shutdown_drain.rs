@@ -235,3 +235,28 @@ async fn a_peer_that_is_shutting_down_refuses_to_restart() {
     assert!(matches!(err, RestartError::ShuttingDown), "got {err}");
     assert!(!graceful::is_restarted());
 }
+
+/// The lifecycle types and futures can move between threads (a server's
+/// `main` spawns them); checked at compile time.
+#[test]
+fn lifecycle_types_and_futures_are_send_and_sync() {
+    fn send<T: Send>(_: &T) {}
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<graceful::ShutdownSummary>();
+    send_sync::<graceful::SignalHandle>();
+    send_sync::<graceful::Signal>();
+    send_sync::<graceful::Outcome>();
+    #[cfg(unix)]
+    send_sync::<graceful::RestartError>();
+    #[cfg(unix)]
+    send_sync::<graceful::Restarted>();
+    fn futures(peer: Peer, session: Session, signals: Signals) {
+        send(&peer.shutdown(Duration::from_secs(1)));
+        send(&session.shutdown(Duration::from_secs(1)));
+        send(&peer.listen_inherited_or("127.0.0.1:0"));
+        #[cfg(unix)]
+        send(&peer.restart(Duration::from_secs(1)));
+        send(&graceful::run(&peer, signals, Duration::from_secs(1)));
+    }
+    let _ = futures;
+}

@@ -287,3 +287,14 @@ async fn plugins_run_on_tls_sessions_on_both_sides() {
     assert_eq!(refused.status.code(), 401);
     assert_eq!(bad.session_count(), 0);
 }
+
+/// The TLS futures can be spawned; checked at compile time.
+#[test]
+fn tls_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn futures(peer: Peer, server: Arc<ServerConfig>, client: Arc<ClientConfig>) {
+        send(&peer.listen_tls("127.0.0.1:0", server));
+        send(&peer.dial_tls("127.0.0.1:1", "localhost", client));
+    }
+    let _ = futures;
+}

@@ -264,6 +264,8 @@ impl Proxy {
                 gzip: reply.header.gzip,
                 body: reply.body,
             },
+            // A plugin of this peer refused to send the pull: its status.
+            Err(Error::Status(status)) => RawReply::status(status),
             Err(e @ Error::Timeout { .. }) => {
                 unavailable(&ctx, upstream, Unavailable::Timeout(e.to_string()))
             }
