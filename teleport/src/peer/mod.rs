@@ -373,6 +373,8 @@ impl Peer {
     /// Stops listening, closes every session (flushing what was already
     /// written to them) and waits up to `timeout` for them to end. Pending
     /// pulls on those sessions end with [`Error::ConnectionClosed`](crate::Error::ConnectionClosed).
+    /// Handlers still running are dropped: [`Peer::shutdown`] lets them
+    /// finish and sends their replies first.
     pub async fn close(&self, timeout: Duration) {
         self.inner.shutdown.cancel();
         let sessions = self.sessions();

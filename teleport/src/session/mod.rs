@@ -232,7 +232,9 @@ impl Session {
 
     /// Closes the session: stops reading, flushes what was already queued,
     /// shuts the connection down and waits for the connection task to end.
-    /// Pulls still waiting end with [`Error::ConnectionClosed`].
+    /// Pulls still waiting end with [`Error::ConnectionClosed`]. Handlers
+    /// still running are dropped: [`Session::shutdown`] lets them finish and
+    /// sends their replies first.
     ///
     /// # Cancel safety
     ///
