@@ -20,16 +20,22 @@ fn kind() -> impl Strategy<Value = Kind> {
 }
 
 fn header() -> impl Strategy<Value = Header> {
-    (any::<u64>(), kind(), ".{0,40}", -2i32..=9, any::<i32>(), ".{0,40}").prop_map(
-        |(seq, kind, uri, gzip, status_code, status)| Header {
+    (
+        any::<u64>(),
+        kind(),
+        ".{0,40}",
+        -2i32..=9,
+        any::<i32>(),
+        ".{0,40}",
+    )
+        .prop_map(|(seq, kind, uri, gzip, status_code, status)| Header {
             seq,
             kind,
             uri,
             gzip,
             status_code,
             status,
-        },
-    )
+        })
 }
 
 fn header_codec() -> impl Strategy<Value = HeaderCodec> {
@@ -158,5 +164,12 @@ fn the_limit_error_names_both_numbers() {
     let mut codec = FrameCodec::new(LIMIT);
     let mut buf = BytesMut::from(&[0, 0, 0x10, 0x01][..]);
     let err = codec.decode(&mut buf).unwrap_err();
-    assert!(matches!(err, FrameError::TooLarge { len: 4097, limit: 4096, .. }));
+    assert!(matches!(
+        err,
+        FrameError::TooLarge {
+            len: 4097,
+            limit: 4096,
+            ..
+        }
+    ));
 }

@@ -17,7 +17,9 @@ const LIMIT: usize = 64 * 1024;
 async fn server() -> (Peer, SocketAddr) {
     let mut router = Router::new();
     router
-        .pull("/home/echo", |_: Ctx, s: String| async move { Ok::<_, Status>(s) })
+        .pull("/home/echo", |_: Ctx, s: String| async move {
+            Ok::<_, Status>(s)
+        })
         .push("/msg/note", |_: Ctx, _s: String| async move {});
     let peer = Peer::new(PeerConfig::default().max_frame_size(LIMIT), router);
     let addr = peer.listen("127.0.0.1:0").await.unwrap();
@@ -95,7 +97,13 @@ async fn random_bytes_close_only_their_own_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_lengths_and_truncated_frames_close_the_connection() {
     let (peer, addr) = server().await;
-    let good = frame(HeaderCodec::Protobuf, Kind::Pull, 0, "/home/echo", b"j\"x\"");
+    let good = frame(
+        HeaderCodec::Protobuf,
+        Kind::Pull,
+        0,
+        "/home/echo",
+        b"j\"x\"",
+    );
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("header length 0", vec![0, 0, 0, 0, 0, 0, 0, 0]),
         ("header length 0xFFFFFFFF", vec![0xff, 0xff, 0xff, 0xff]),
@@ -141,14 +149,22 @@ async fn undecodable_headers_close_the_connection() {
             v.truncate(10);
             v
         }),
-        ("invalid protobuf header", vec![0, 0, 0, 4, b'p', 0x1a, 0x7f, 0x01, 0, 0, 0, 0]),
+        (
+            "invalid protobuf header",
+            vec![0, 0, 0, 4, b'p', 0x1a, 0x7f, 0x01, 0, 0, 0, 0],
+        ),
         ("invalid JSON header", {
             let mut v = vec![0, 0, 0, 6, b'j'];
             v.extend_from_slice(b"{\"typ");
             v.extend_from_slice(&[0, 0, 0, 0]);
             v
         }),
-        ("non-UTF-8 URI", vec![0, 0, 0, 7, b'p', 0x10, 0x01, 0x1a, 0x02, 0xff, 0xfe, 0, 0, 0, 0]),
+        (
+            "non-UTF-8 URI",
+            vec![
+                0, 0, 0, 7, b'p', 0x10, 0x01, 0x1a, 0x02, 0xff, 0xfe, 0, 0, 0, 0,
+            ],
+        ),
     ];
     for (what, bytes) in cases {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -166,22 +182,64 @@ async fn frames_still_in_sync_get_status_replies_and_the_session_goes_on() {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut out = Vec::new();
     // 415: unknown body codec.
-    out.extend(frame(HeaderCodec::Protobuf, Kind::Pull, 1, "/home/echo", b"zxx"));
+    out.extend(frame(
+        HeaderCodec::Protobuf,
+        Kind::Pull,
+        1,
+        "/home/echo",
+        b"zxx",
+    ));
     // 400: a body the handler's type cannot be decoded from.
-    out.extend(frame(HeaderCodec::Protobuf, Kind::Pull, 2, "/home/echo", b"j{not json"));
+    out.extend(frame(
+        HeaderCodec::Protobuf,
+        Kind::Pull,
+        2,
+        "/home/echo",
+        b"j{not json",
+    ));
     // 404: unknown URI.
-    out.extend(frame(HeaderCodec::Protobuf, Kind::Pull, 3, "/no/such", b"j1"));
+    out.extend(frame(
+        HeaderCodec::Protobuf,
+        Kind::Pull,
+        3,
+        "/no/such",
+        b"j1",
+    ));
     // 410: undefined packet type, answered as a proper reply.
-    out.extend(frame(HeaderCodec::Json, Kind::Other(3), 4, "/home/echo", b"j1"));
+    out.extend(frame(
+        HeaderCodec::Json,
+        Kind::Other(3),
+        4,
+        "/home/echo",
+        b"j1",
+    ));
     // A push to a pull-only URI and a push to nowhere: dropped, no reply.
-    out.extend(frame(HeaderCodec::Protobuf, Kind::Push, 0, "/home/echo", b"j\"x\""));
-    out.extend(frame(HeaderCodec::Protobuf, Kind::Push, 1, "/no/such", b"j1"));
+    out.extend(frame(
+        HeaderCodec::Protobuf,
+        Kind::Push,
+        0,
+        "/home/echo",
+        b"j\"x\"",
+    ));
+    out.extend(frame(
+        HeaderCodec::Protobuf,
+        Kind::Push,
+        1,
+        "/no/such",
+        b"j1",
+    ));
     // A reply for a pull the server never sent: dropped.
     out.extend(frame(HeaderCodec::Protobuf, Kind::Reply, 99, "/x", b"j1"));
     // A header of just its codec id: every field zero, an undefined type.
     out.extend([0, 0, 0, 1, b'p', 0, 0, 0, 0]);
     // And the session still works.
-    out.extend(frame(HeaderCodec::Protobuf, Kind::Pull, 5, "/home/echo", b"j\"ok\""));
+    out.extend(frame(
+        HeaderCodec::Protobuf,
+        Kind::Pull,
+        5,
+        "/home/echo",
+        b"j\"ok\"",
+    ));
     s.write_all(&out).await.unwrap();
     let (mut frames, closed) = read_frames(&mut s, 6).await;
     assert!(!closed);
@@ -201,7 +259,11 @@ async fn frames_still_in_sync_get_status_replies_and_the_session_goes_on() {
             (5, 200, Kind::Reply),
         ]
     );
-    assert_eq!(frames[4].header_codec, HeaderCodec::Json, "a reply uses its pull's header codec");
+    assert_eq!(
+        frames[4].header_codec,
+        HeaderCodec::Json,
+        "a reply uses its pull's header codec"
+    );
     assert_eq!(&frames[5].body[..], b"j\"ok\"");
     assert!(frames[..5].iter().all(|f| f.body.is_empty()));
 }
@@ -222,8 +284,20 @@ async fn a_lying_server_cannot_confuse_a_waiting_pull() {
             }
             while let Some(f) = codec.decode(&mut buf).unwrap() {
                 let seq = f.header.seq;
-                let mut out = frame(HeaderCodec::Protobuf, Kind::Push, seq, &f.header.uri, b"j\"fake push\"");
-                out.extend(frame(HeaderCodec::Protobuf, Kind::Reply, seq + 1000, &f.header.uri, b"j\"stray\""));
+                let mut out = frame(
+                    HeaderCodec::Protobuf,
+                    Kind::Push,
+                    seq,
+                    &f.header.uri,
+                    b"j\"fake push\"",
+                );
+                out.extend(frame(
+                    HeaderCodec::Protobuf,
+                    Kind::Reply,
+                    seq + 1000,
+                    &f.header.uri,
+                    b"j\"stray\"",
+                ));
                 let mut reply = Header::new(Kind::Reply, seq, f.header.uri.clone());
                 reply.status_code = 200;
                 reply.status = "OK".into();
@@ -245,8 +319,12 @@ async fn a_lying_server_cannot_confuse_a_waiting_pull() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_with_an_undecodable_body_fails_only_that_pull() {
     let mut router = Router::new();
-    router.pull("/home/number", |_: Ctx, (): ()| async move { Ok::<_, Status>("not a number") });
-    router.pull("/home/echo", |_: Ctx, s: String| async move { Ok::<_, Status>(s) });
+    router.pull("/home/number", |_: Ctx, (): ()| async move {
+        Ok::<_, Status>("not a number")
+    });
+    router.pull("/home/echo", |_: Ctx, s: String| async move {
+        Ok::<_, Status>(s)
+    });
     let server = Peer::new(PeerConfig::default(), router);
     let addr = server.listen("127.0.0.1:0").await.unwrap();
     let client = Peer::new(PeerConfig::default(), Router::new());

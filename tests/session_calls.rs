@@ -90,7 +90,10 @@ async fn per_call_timeout_fires_and_the_session_keeps_working() {
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
-    assert_eq!(err.to_string(), "pull /home/sleep timed out after 50ms without a reply");
+    assert_eq!(
+        err.to_string(),
+        "pull /home/sleep timed out after 50ms without a reply"
+    );
     let ok: String = session.pull("/home/echo", &"still here").await.unwrap();
     assert_eq!(ok, "still here");
 }

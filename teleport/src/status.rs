@@ -181,7 +181,10 @@ mod tests {
 
     #[test]
     fn standard_codes_carry_go_texts() {
-        assert_eq!(Status::from_code(410).text(), "Unsupported transaction type");
+        assert_eq!(
+            Status::from_code(410).text(),
+            "Unsupported transaction type"
+        );
         assert_eq!(Status::from_code(415).text(), "Unsupported codec type");
         assert_eq!(Status::from_code(777).text(), "Unknown Status");
         assert!(Status::ok().is_ok());

@@ -12,7 +12,10 @@ fn options() -> impl Options {
         .allow_trailing_bytes()
 }
 
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
     options()
         .serialize_into(out, value)
         .map_err(|e| CodecError::encode("bincode", e))

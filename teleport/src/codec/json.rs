@@ -4,7 +4,10 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::CodecError;
 
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
     serde_json::to_writer(out, value).map_err(|e| CodecError::encode("json", e))
 }
 

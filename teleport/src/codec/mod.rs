@@ -60,7 +60,10 @@ impl CodecId {
 
     /// Whether this is one of the four built-in codecs.
     pub fn is_builtin(self) -> bool {
-        matches!(self, Self::JSON | Self::PROTOBUF | Self::STRING | Self::BINCODE)
+        matches!(
+            self,
+            Self::JSON | Self::PROTOBUF | Self::STRING | Self::BINCODE
+        )
     }
 }
 
@@ -85,7 +88,9 @@ impl fmt::Display for CodecId {
 #[non_exhaustive]
 pub enum CodecError {
     /// No codec with this id is built in or registered.
-    #[error("unknown body codec id {0}: register it with Codecs::register or use 'j', 'p', 's' or 'b'")]
+    #[error(
+        "unknown body codec id {0}: register it with Codecs::register or use 'j', 'p', 's' or 'b'"
+    )]
     UnknownCodec(CodecId),
     /// The codec exists but cannot carry this type.
     #[error("codec {codec} cannot carry this type: {reason}")]
@@ -184,12 +189,18 @@ pub trait Codec: Send + Sync + 'static {
     /// A name for logs and errors.
     fn name(&self) -> &'static str;
     /// Appends the encoding of `value` to `out`.
-    fn encode(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<(), CodecError>;
+    fn encode(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError>;
     /// Builds a deserializer over `bytes` and hands it to `visit`.
     fn decode(
         &self,
         bytes: &[u8],
-        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+        visit: &mut dyn FnMut(
+            &mut dyn erased_serde::Deserializer<'_>,
+        ) -> Result<(), erased_serde::Error>,
     ) -> Result<(), CodecError>;
 }
 
@@ -256,7 +267,12 @@ impl Codecs {
 )]
 pub trait Encode {
     /// Appends the encoding of `self` with `codec` to `out` (no codec id byte, no gzip).
-    fn encode_body(&self, codec: CodecId, codecs: &Codecs, out: &mut Vec<u8>) -> Result<(), CodecError>;
+    fn encode_body(
+        &self,
+        codec: CodecId,
+        codecs: &Codecs,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError>;
 }
 
 /// A value that can be read from a body.
@@ -281,7 +297,12 @@ impl<T: Serialize + ?Sized> Serialize for Sized_<'_, T> {
 }
 
 impl<T: Serialize + ?Sized> Encode for T {
-    fn encode_body(&self, codec: CodecId, codecs: &Codecs, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    fn encode_body(
+        &self,
+        codec: CodecId,
+        codecs: &Codecs,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         match codec {
             CodecId::JSON => json::encode(self, out),
             CodecId::BINCODE => bincode::encode(self, out),
@@ -400,8 +421,22 @@ mod tests {
     #[test]
     fn serde_codecs_round_trip_with_and_without_gzip() {
         for gzip in [0, 1, 5, 9] {
-            round(Point { x: 3, y: "y".into() }, CodecId::JSON, gzip);
-            round(Point { x: 3, y: "y".into() }, CodecId::BINCODE, gzip);
+            round(
+                Point {
+                    x: 3,
+                    y: "y".into(),
+                },
+                CodecId::JSON,
+                gzip,
+            );
+            round(
+                Point {
+                    x: 3,
+                    y: "y".into(),
+                },
+                CodecId::BINCODE,
+                gzip,
+            );
             round("plain text".to_string(), CodecId::STRING, gzip);
             round(42i64, CodecId::STRING, gzip);
         }
@@ -410,12 +445,23 @@ mod tests {
     #[test]
     fn string_codec_writes_text_unquoted() {
         let mut out = Vec::new();
-        "hello".encode_body(CodecId::STRING, &Codecs::default(), &mut out).unwrap();
-        assert_eq!(out, b"hello");
-        let err = Point { x: 1, y: "a".into() }
+        "hello"
             .encode_body(CodecId::STRING, &Codecs::default(), &mut out)
-            .unwrap_err();
-        assert!(matches!(err, CodecError::Encode { codec: "string", .. }));
+            .unwrap();
+        assert_eq!(out, b"hello");
+        let err = Point {
+            x: 1,
+            y: "a".into(),
+        }
+        .encode_body(CodecId::STRING, &Codecs::default(), &mut out)
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            CodecError::Encode {
+                codec: "string",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -8,8 +8,12 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::CodecError;
 
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    let text = serde_plain::to_string(&super::Sized_(value)).map_err(|e| CodecError::encode("string", e))?;
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let text = serde_plain::to_string(&super::Sized_(value))
+        .map_err(|e| CodecError::encode("string", e))?;
     out.extend_from_slice(text.as_bytes());
     Ok(())
 }

@@ -215,7 +215,14 @@ mod tests {
         let mut codec = FrameCodec::new(1024);
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
         let err = codec.decode(&mut buf).unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { part: "header", len: 0xffff_ffff, limit: 1024 }));
+        assert!(matches!(
+            err,
+            FrameError::TooLarge {
+                part: "header",
+                len: 0xffff_ffff,
+                limit: 1024
+            }
+        ));
         assert!(buf.capacity() < 1024);
 
         let mut buf = BytesMut::from(&b"\x00\x00\x00\x01p\x7f\xff\xff\xff"[..]);
@@ -230,9 +237,15 @@ mod tests {
     fn zero_header_length_and_unknown_header_codec_are_errors() {
         let mut codec = FrameCodec::default();
         let mut buf = BytesMut::from(&b"\x00\x00\x00\x00\x00\x00\x00\x00"[..]);
-        assert!(matches!(codec.decode(&mut buf), Err(FrameError::EmptyHeader)));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::EmptyHeader)
+        ));
         let mut buf = BytesMut::from(&b"\x00\x00\x00\x01x\x00\x00\x00\x00"[..]);
-        assert!(matches!(codec.decode(&mut buf), Err(FrameError::UnknownHeaderCodec(b'x'))));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::UnknownHeaderCodec(b'x'))
+        ));
     }
 
     #[test]

@@ -458,7 +458,10 @@ mod tests {
     fn non_utf8_uri_is_a_malformed_header() {
         let bytes = b"\x10\x01\x1a\x02\xff\xfe";
         let err = Header::decode(HeaderCodec::Protobuf, bytes).unwrap_err();
-        assert!(matches!(err, FrameError::MalformedHeader { codec: 'p', .. }));
+        assert!(matches!(
+            err,
+            FrameError::MalformedHeader { codec: 'p', .. }
+        ));
     }
 
     #[test]

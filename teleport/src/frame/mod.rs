@@ -25,8 +25,8 @@ mod header;
 
 pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec, encode_frame};
 pub use error::FrameError;
-pub use header::{Header, HeaderCodec, Kind};
 pub(crate) use header::split_uri;
+pub use header::{Header, HeaderCodec, Kind};
 
 use bytes::Bytes;
 

@@ -119,11 +119,16 @@ impl Peer {
     /// # Errors
     ///
     /// [`PeerError::Listen`] if the address cannot be bound.
-    pub async fn listen(&self, addr: impl ToSocketAddrs + fmt::Display) -> Result<SocketAddr, PeerError> {
-        let listener = TcpListener::bind(&addr).await.map_err(|source| PeerError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
+    pub async fn listen(
+        &self,
+        addr: impl ToSocketAddrs + fmt::Display,
+    ) -> Result<SocketAddr, PeerError> {
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| PeerError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
         self.serve(listener)
     }
 
@@ -211,7 +216,10 @@ impl Peer {
     /// # Errors
     ///
     /// [`PeerError::Dial`] or [`PeerError::DialTimeout`].
-    pub async fn dial(&self, addr: impl ToSocketAddrs + fmt::Display) -> Result<Session, PeerError> {
+    pub async fn dial(
+        &self,
+        addr: impl ToSocketAddrs + fmt::Display,
+    ) -> Result<Session, PeerError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(PeerError::ShuttingDown);
         }
@@ -383,7 +391,10 @@ impl Peer {
         }
         let all = futures_util::future::join_all(sessions.iter().map(|s| s.closed()));
         if tokio::time::timeout(timeout, all).await.is_err() {
-            tracing::warn!(left = self.session_count(), "sessions still open after {timeout:?}; dropping them");
+            tracing::warn!(
+                left = self.session_count(),
+                "sessions still open after {timeout:?}; dropping them"
+            );
         }
     }
 

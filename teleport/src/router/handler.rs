@@ -65,7 +65,12 @@ where
 {
     Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
         let config = ctx.session().config();
-        match decode_section::<Req>(&body, ctx.header().gzip, &config.codecs, config.max_frame_size) {
+        match decode_section::<Req>(
+            &body,
+            ctx.header().gzip,
+            &config.codecs,
+            config.max_frame_size,
+        ) {
             Err(e) => {
                 tracing::debug!(uri = %ctx.uri(), error = %e, "pull body rejected");
                 Box::pin(ready(Some(ctx.reply_status(&decode_failure(&e)))))
@@ -91,7 +96,12 @@ where
 {
     Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
         let config = ctx.session().config();
-        match decode_section::<Req>(&body, ctx.header().gzip, &config.codecs, config.max_frame_size) {
+        match decode_section::<Req>(
+            &body,
+            ctx.header().gzip,
+            &config.codecs,
+            config.max_frame_size,
+        ) {
             Err(e) => {
                 tracing::warn!(uri = %ctx.uri(), remote = %ctx.remote_addr(), error = %e, "push dropped: its body cannot be decoded");
                 Box::pin(ready(None))

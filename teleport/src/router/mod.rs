@@ -45,8 +45,8 @@ use std::future::Future;
 use bytes::Bytes;
 
 pub use context::Ctx;
-pub(crate) use handler::{BoxFuture, HandlerFn};
 pub use handler::RawReply;
+pub(crate) use handler::{BoxFuture, HandlerFn};
 pub use uri::to_snake_case;
 
 use crate::codec::{Decode, Encode};
