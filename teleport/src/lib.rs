@@ -23,6 +23,9 @@
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
 //! - `tls` (feature `tls`): TLS on listening and dialing with rustls.
+//! - [`service`](macro@service): `#[teleport::service]` turns a trait into a
+//!   typed client and a one-call server registration.
+//! - [`peer::Redial`]: dialed sessions that reconnect with backoff.
 //! - [`graceful`]: graceful shutdown (drain, then close) on a call or a
 //!   signal, and zero-downtime restart that hands the listening sockets to a
 //!   new process.
