@@ -82,9 +82,14 @@ impl fmt::Display for CloseReason {
             CloseReason::LocalClose => f.write_str("the session was closed locally"),
             CloseReason::Frame(e) => write!(f, "broken framing: {e}"),
             CloseReason::Io(e) => write!(f, "i/o error: {e}"),
-            CloseReason::WriteTimeout(d) => write!(f, "the remote peer accepted no data for {d:?} (write timeout)"),
+            CloseReason::WriteTimeout(d) => write!(
+                f,
+                "the remote peer accepted no data for {d:?} (write timeout)"
+            ),
             CloseReason::ReadIdle(d) => write!(f, "nothing received for {d:?} (read idle timeout)"),
-            CloseReason::Dropped => f.write_str("the connection task was dropped (runtime shutting down)"),
+            CloseReason::Dropped => {
+                f.write_str("the connection task was dropped (runtime shutting down)")
+            }
         }
     }
 }
@@ -126,7 +131,12 @@ impl<S> Driver<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    pub(crate) fn new(io: S, session: Session, cmd_rx: mpsc::Receiver<Command>, router: Arc<Router>) -> Self {
+    pub(crate) fn new(
+        io: S,
+        session: Session,
+        cmd_rx: mpsc::Receiver<Command>,
+        router: Arc<Router>,
+    ) -> Self {
         let config = session.config();
         let read_deadline = config
             .read_idle_timeout
@@ -389,9 +399,10 @@ where
                 })
             })),
             Poll::Ready(Ok(_)) => {
-                if let (Some(deadline), Some(idle)) =
-                    (self.read_deadline.as_mut(), self.session.config().read_idle_timeout)
-                {
+                if let (Some(deadline), Some(idle)) = (
+                    self.read_deadline.as_mut(),
+                    self.session.config().read_idle_timeout,
+                ) {
                     deadline.as_mut().reset(tokio::time::Instant::now() + idle);
                 }
                 Poll::Ready(Ok(true))
@@ -445,12 +456,16 @@ where
         let config = self.session.config();
         if let Some(deadline) = self.write_deadline.as_mut() {
             if deadline.as_mut().poll(cx).is_ready() {
-                return Some(CloseReason::WriteTimeout(config.write_timeout.unwrap_or_default()));
+                return Some(CloseReason::WriteTimeout(
+                    config.write_timeout.unwrap_or_default(),
+                ));
             }
         }
         if let Some(deadline) = self.read_deadline.as_mut() {
             if deadline.as_mut().poll(cx).is_ready() {
-                return Some(CloseReason::ReadIdle(config.read_idle_timeout.unwrap_or_default()));
+                return Some(CloseReason::ReadIdle(
+                    config.read_idle_timeout.unwrap_or_default(),
+                ));
             }
         }
         None
@@ -645,7 +660,11 @@ where
         let (status, out_size) = reply
             .as_ref()
             .map_or((0, 0), |f| (f.header.status_code, f.body.len()));
-        let kind = if is_pull { "pull-handle" } else { "push-handle" };
+        let kind = if is_pull {
+            "pull-handle"
+        } else {
+            "push-handle"
+        };
         if config.slow_call.is_some_and(|slow| cost >= slow) {
             tracing::warn!(target: "teleport::call", kind, session = self.session.id(), remote = %self.session.remote_addr(), uri = %header.uri, seq = header.seq, status, in_size, out_size, ?cost, "slow call");
         } else {
@@ -656,7 +675,12 @@ where
                 tracing::trace!(target: "teleport::call", uri = %header.uri, body = %String::from_utf8_lossy(&frame.body), "reply body");
             }
             if self.plugins.is_empty() && plugins.is_empty() {
-                encode_frame(frame.header_codec, &frame.header, &frame.body, &mut self.wbuf);
+                encode_frame(
+                    frame.header_codec,
+                    &frame.header,
+                    &frame.body,
+                    &mut self.wbuf,
+                );
             } else {
                 self.write_reply(frame, &plugins);
             }
@@ -834,9 +858,10 @@ mod tests {
                 .pull_timeout(Some(Duration::from_secs(60)))
         };
         let mut router = Router::new();
-        router.pull("/echo", |_ctx: Ctx, s: String| async move {
-            Ok::<_, Status>(s)
-        });
+        router.pull(
+            "/echo",
+            |_ctx: Ctx, s: String| async move { Ok::<_, Status>(s) },
+        );
         let server = Peer::new(config(), router);
         let addr = server.listen("127.0.0.1:0").await.unwrap();
         let session = Peer::new(config(), Router::new()).dial(addr).await.unwrap();
