@@ -62,13 +62,7 @@ impl Peer {
         addr: impl ToSocketAddrs + fmt::Display,
         config: Arc<rustls::ServerConfig>,
     ) -> Result<SocketAddr, PeerError> {
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| PeerError::Listen {
-                addr: addr.to_string(),
-                source,
-            })?;
-        self.serve_tls(listener, config)
+        self.serve_tls(crate::peer::bind(addr).await?, config)
     }
 
     /// Accepts TLS connections on an already-bound listener (for instance

@@ -123,13 +123,7 @@ impl Peer {
         &self,
         addr: impl ToSocketAddrs + fmt::Display,
     ) -> Result<SocketAddr, PeerError> {
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| PeerError::Listen {
-                addr: addr.to_string(),
-                source,
-            })?;
-        self.serve(listener)
+        self.serve(bind(addr).await?)
     }
 
     /// Accepts connections on an already-bound listener in a background task.
@@ -412,6 +406,18 @@ impl Peer {
     pub fn is_closing(&self) -> bool {
         self.inner.shutdown.is_cancelled()
     }
+}
+
+/// Binds a listening socket, naming the address in the error.
+pub(crate) async fn bind(
+    addr: impl ToSocketAddrs + fmt::Display,
+) -> Result<TcpListener, PeerError> {
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| PeerError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// Locks a mutex, going on with the data if a holder panicked (the maps it
