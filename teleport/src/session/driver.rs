@@ -686,38 +686,6 @@ where
             }
         }
     }
-
-    /// Ends the session: every waiting pull and every queued pull gets a
-    /// connection-closed error, the session leaves its peer's registry.
-    fn finish(&mut self, reason: CloseReason) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        let text = reason.to_string();
-        match &reason {
-            CloseReason::RemoteClosed | CloseReason::LocalClose => {
-                tracing::debug!(session = self.session.id(), remote = %self.session.remote_addr(), reason = %text, "session closed");
-            }
-            _ => {
-                tracing::warn!(session = self.session.id(), remote = %self.session.remote_addr(), reason = %text, "session closed");
-            }
-        }
-        let _ = self.session.shared.close_reason.set(text.clone());
-        self.cmd_rx.close();
-        for (_, reply) in self.pending.drain() {
-            let _ = reply.send(Err(Error::closed(text.clone())));
-        }
-        while let Ok(cmd) = self.cmd_rx.try_recv() {
-            if let Command::Pull { reply, .. } = cmd {
-                let _ = reply.send(Err(Error::closed(text.clone())));
-            }
-        }
-        self.tasks.clear();
-        self.held.clear();
-        self.session.peer().remove_session(self.session.id());
-        self.session.mark_closed(text);
-    }
 }
 
 impl<S> Future for Driver<S>
@@ -741,25 +709,46 @@ where
     }
 }
 
-impl<S> Drop for Driver<S> {
-    fn drop(&mut self) {
-        if !self.finished {
-            // Only reached when the runtime drops the task; end every pull anyway.
-            self.finished = true;
-            let text = CloseReason::Dropped.to_string();
-            let _ = self.session.shared.close_reason.set(text.clone());
-            self.cmd_rx.close();
-            for (_, reply) in self.pending.drain() {
+// `finish` needs no I/O bounds, so that `Drop` can call it too.
+impl<S> Driver<S> {
+    /// Ends the session: every waiting pull and every queued pull gets a
+    /// connection-closed error, the session leaves its peer's registry.
+    fn finish(&mut self, reason: CloseReason) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let text = reason.to_string();
+        match &reason {
+            CloseReason::RemoteClosed | CloseReason::LocalClose | CloseReason::Dropped => {
+                tracing::debug!(session = self.session.id(), remote = %self.session.remote_addr(), reason = %text, "session closed");
+            }
+            _ => {
+                tracing::warn!(session = self.session.id(), remote = %self.session.remote_addr(), reason = %text, "session closed");
+            }
+        }
+        let _ = self.session.shared.close_reason.set(text.clone());
+        self.cmd_rx.close();
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(Error::closed(text.clone())));
+        }
+        while let Ok(cmd) = self.cmd_rx.try_recv() {
+            if let Command::Pull { reply, .. } = cmd {
                 let _ = reply.send(Err(Error::closed(text.clone())));
             }
-            while let Ok(cmd) = self.cmd_rx.try_recv() {
-                if let Command::Pull { reply, .. } = cmd {
-                    let _ = reply.send(Err(Error::closed(text.clone())));
-                }
-            }
-            self.session.peer().remove_session(self.session.id());
-            self.session.mark_closed(text);
         }
+        self.tasks.clear();
+        self.held.clear();
+        self.session.peer().remove_session(self.session.id());
+        self.session.mark_closed(text);
+    }
+}
+
+impl<S> Drop for Driver<S> {
+    fn drop(&mut self) {
+        // Only does anything when the runtime drops the task before it
+        // finished; every waiting pull still ends with a typed error.
+        self.finish(CloseReason::Dropped);
     }
 }
 
