@@ -199,14 +199,7 @@ impl Header {
                     codec: 'p',
                     reason: e.to_string(),
                 })?;
-                Ok(Header {
-                    seq: p.seq,
-                    kind: Kind::from_wire(p.r#type),
-                    uri: p.uri,
-                    gzip: p.gzip,
-                    status_code: p.status_code,
-                    status: p.status,
-                })
+                Ok(p.into())
             }
             HeaderCodec::Json => {
                 let j: JsonHeaderOwned =
@@ -296,6 +289,19 @@ struct ProtoHeader {
     status_code: i32,
     #[prost(string, tag = "6")]
     status: String,
+}
+
+impl From<ProtoHeader> for Header {
+    fn from(p: ProtoHeader) -> Header {
+        Header {
+            seq: p.seq,
+            kind: Kind::from_wire(p.r#type),
+            uri: p.uri,
+            gzip: p.gzip,
+            status_code: p.status_code,
+            status: p.status,
+        }
+    }
 }
 
 /// Encodes a borrowed header with prost's field encoders, without cloning strings.
@@ -418,16 +424,7 @@ mod tests {
 
     #[test]
     fn fast_protobuf_decoding_agrees_with_prost() {
-        let slow = |bytes: &[u8]| {
-            ProtoHeader::decode(bytes).map(|p| Header {
-                seq: p.seq,
-                kind: Kind::from_wire(p.r#type),
-                uri: p.uri,
-                gzip: p.gzip,
-                status_code: p.status_code,
-                status: p.status,
-            })
-        };
+        let slow = |bytes: &[u8]| ProtoHeader::decode(bytes).map(Header::from);
         let full = Header {
             seq: u64::MAX,
             kind: Kind::Reply,
