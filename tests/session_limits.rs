@@ -7,22 +7,29 @@ use std::time::Duration;
 
 use teleport::{Ctx, Error, Peer, PeerConfig, PeerError, Router, Status};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pulls_past_the_in_flight_limit_wait_for_a_slot() {
+/// A router whose `/slow` pull echoes its number after `delay`, and the
+/// highest number of those calls ever running at once.
+fn slow_router(delay: Duration) -> (Router, Arc<AtomicUsize>) {
     let now = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let mut router = Router::new();
-    let (n, p) = (now.clone(), peak.clone());
+    let (n, p) = (now, peak.clone());
     router.pull("/slow", move |_: Ctx, i: u32| {
         let (n, p) = (n.clone(), p.clone());
         async move {
             let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
             p.fetch_max(cur, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(delay).await;
             n.fetch_sub(1, Ordering::SeqCst);
             Ok::<_, Status>(i)
         }
     });
+    (router, peak)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_past_the_in_flight_limit_wait_for_a_slot() {
+    let (router, peak) = slow_router(Duration::from_millis(50));
     let server = Peer::new(PeerConfig::default(), router);
     let addr = server.listen("127.0.0.1:0").await.unwrap();
     let client = Peer::new(PeerConfig::default().max_pulls_in_flight(4), Router::new());
@@ -97,20 +104,7 @@ async fn a_peer_refuses_sessions_past_its_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_handles_at_most_max_handlers_calls_at_once() {
-    let now = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let mut router = Router::new();
-    let (n, p) = (now.clone(), peak.clone());
-    router.pull("/slow", move |_: Ctx, i: u32| {
-        let (n, p) = (n.clone(), p.clone());
-        async move {
-            let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
-            p.fetch_max(cur, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            n.fetch_sub(1, Ordering::SeqCst);
-            Ok::<_, Status>(i)
-        }
-    });
+    let (router, peak) = slow_router(Duration::from_millis(30));
     // The server stops reading past 3 calls in progress; the rest wait in
     // the socket (TCP backpressure), and all complete in the end.
     let server = Peer::new(PeerConfig::default().max_handlers(3), router);
