@@ -11,6 +11,19 @@ use teleport::{Ctx, Error, Peer, PeerConfig, Router, Status};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
+/// A "peer" that accepts one connection and then neither reads nor writes
+/// for 30 s, like one behind a dead link. Abort the handle to drop it.
+async fn mute_peer() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(s);
+    });
+    (addr, hold)
+}
+
 fn echo_router() -> Router {
     let mut r = Router::new();
     r.pull("/home/echo", |_: Ctx, s: String| async move {
@@ -48,13 +61,7 @@ async fn a_peer_killed_mid_pull_ends_the_pull_with_a_typed_error_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_half_open_peer_is_cut_off_by_the_read_idle_timeout() {
     // Accepts and then never sends a byte, like a peer behind a dead link.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hold = tokio::spawn(async move {
-        let (s, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(s);
-    });
+    let (addr, hold) = mute_peer().await;
     let config = PeerConfig::default().read_idle_timeout(Some(Duration::from_millis(300)));
     let client = Peer::new(config, Router::new());
     let session = client.dial(addr).await.unwrap();
@@ -76,13 +83,7 @@ async fn a_silent_half_open_peer_is_cut_off_by_the_read_idle_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_stops_reading_cannot_pile_up_memory() {
     // Accepts and never reads: our writes fill the socket, then our buffer.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hold = tokio::spawn(async move {
-        let (s, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(s);
-    });
+    let (addr, hold) = mute_peer().await;
     let config = PeerConfig::default()
         .write_timeout(Some(Duration::from_millis(300)))
         .write_buffer(64 * 1024)
