@@ -174,6 +174,7 @@ impl Peer {
         let mut backoff = Duration::from_millis(5);
         loop {
             let accepted = tokio::select! {
+                biased;
                 _ = self.inner.shutdown.cancelled() => break,
                 r = listener.accept() => r,
             };
@@ -345,6 +346,12 @@ impl Peer {
             self.inner.router.clone(),
         );
         lock(&self.inner.sessions).insert(id, session.clone());
+        // A session that got in while the peer started closing (an accept or
+        // handshake racing `close`) missed its snapshot of the registry: it
+        // closes itself, so a closed peer never keeps a live session.
+        if self.inner.shutdown.is_cancelled() {
+            session.start_close();
+        }
         session
     }
 
