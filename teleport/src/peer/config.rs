@@ -40,7 +40,9 @@ pub struct PeerConfig {
     pub max_frame_size: usize,
     /// Calls that take longer are logged as warnings. Default 1 s.
     pub slow_call: Option<Duration>,
-    /// Whether call logs include the bodies (at `trace` level). Default false.
+    /// Whether incoming pull and push bodies and outgoing reply bodies are
+    /// logged (target `teleport::call`, `trace` level, lossy UTF-8).
+    /// Default false.
     pub log_bodies: bool,
     /// Most incoming pulls and pushes handled at once per session; past it
     /// the session stops reading until one finishes (TCP backpressure).

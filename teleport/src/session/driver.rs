@@ -605,6 +605,9 @@ where
             }
         }
         let in_size = frame.body.len();
+        if self.session.config().log_bodies {
+            tracing::trace!(target: "teleport::call", uri = %frame.header.uri, seq = frame.header.seq, body = %String::from_utf8_lossy(&frame.body), "incoming body");
+        }
         let (ctx, body) = Ctx::new(self.session.clone(), frame);
         let fut = CatchPanic(handler(ctx.clone(), body));
         let run = if spawn {
