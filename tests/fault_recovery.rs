@@ -284,6 +284,6 @@ async fn a_burst_of_concurrent_sessions_is_served() {
     assert_eq!(server.session_count(), 0, "every session left the registry");
     assert!(matches!(
         sessions[0].pull::<_, String>("/home/echo", &"x").await,
-        Err(Error::ConnectionClosed { .. })
+        Err(Error::NotSent { .. })
     ));
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use teleport::{Ctx, Error, Peer, PeerConfig, PeerError, Router, Status};
+use teleport::{Ctx, Peer, PeerConfig, PeerError, Router, Status};
 
 /// A router whose `/slow` pull echoes its number after `delay`, and the
 /// highest number of those calls ever running at once.
@@ -87,7 +87,8 @@ async fn a_peer_refuses_sessions_past_its_limit() {
     // The third connection is accepted by the kernel, then closed at once.
     let c = client.dial(addr).await.unwrap();
     let err = c.pull::<_, String>("/echo", &"out").await.unwrap_err();
-    assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
+    // Closed before or after the pull was written, depending on the race.
+    assert!(err.is_connection_closed(), "{err}");
     assert_eq!(server.session_count(), 2);
 
     // Dialing side: its own limit is a typed error.

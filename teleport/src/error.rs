@@ -27,7 +27,18 @@ pub enum Error {
         /// The timeout that passed.
         timeout: Duration,
     },
-    /// The session closed before the reply arrived, or was already closed.
+    /// The call was never written to the connection: the session was
+    /// closed (or closing) before its frame left this process, so the remote
+    /// side cannot have seen it. Safe to retry on another session.
+    #[error("{uri} was not sent: {reason}")]
+    NotSent {
+        /// The URI of the pull or push.
+        uri: String,
+        /// Why the session could not take it.
+        reason: String,
+    },
+    /// The session closed after the call was written and before its reply
+    /// arrived: the remote side may or may not have handled it.
     #[error("connection closed: {reason}")]
     ConnectionClosed {
         /// Why the session ended, as far as this side knows.
@@ -52,9 +63,23 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
-    /// Whether the session was (or became) closed.
+    /// Whether the session was (or became) closed, before or after the
+    /// call was sent.
     pub fn is_connection_closed(&self) -> bool {
-        matches!(self, Error::ConnectionClosed { .. })
+        matches!(self, Error::ConnectionClosed { .. } | Error::NotSent { .. })
+    }
+
+    /// Whether the call provably never reached the wire ([`Error::NotSent`]),
+    /// so retrying it elsewhere cannot run it twice.
+    pub fn is_not_sent(&self) -> bool {
+        matches!(self, Error::NotSent { .. })
+    }
+
+    pub(crate) fn not_sent(uri: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::NotSent {
+            uri: uri.into(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn closed(reason: impl Into<String>) -> Self {

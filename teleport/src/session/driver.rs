@@ -288,8 +288,8 @@ where
                         plugin::after_write(&self.plugins, &self.session, &header);
                     }
                 }
-                Command::Pull { reply, .. } => {
-                    let _ = reply.send(Err(Error::closed(reason.clone())));
+                Command::Pull { reply, header, .. } => {
+                    let _ = reply.send(Err(Error::not_sent(header.uri, reason.clone())));
                 }
                 Command::Cancel { .. } => {}
             }
@@ -334,7 +334,8 @@ where
                     return;
                 }
                 if self.draining {
-                    let _ = reply.send(Err(Error::closed(
+                    let _ = reply.send(Err(Error::not_sent(
+                        header.uri,
                         "the session is draining (graceful close)",
                     )));
                     return;
@@ -736,8 +737,8 @@ impl<S> Driver<S> {
             let _ = reply.send(Err(Error::closed(text.clone())));
         }
         while let Ok(cmd) = self.cmd_rx.try_recv() {
-            if let Command::Pull { reply, .. } = cmd {
-                let _ = reply.send(Err(Error::closed(text.clone())));
+            if let Command::Pull { reply, header, .. } = cmd {
+                let _ = reply.send(Err(Error::not_sent(header.uri, text.clone())));
             }
         }
         self.tasks.clear();

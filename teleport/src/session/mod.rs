@@ -328,6 +328,11 @@ impl Session {
         Error::closed(self.close_reason().unwrap_or("the session is closed"))
     }
 
+    /// The error of a call the connection task never took.
+    fn not_sent_error(&self, uri: &str) -> Error {
+        Error::not_sent(uri, self.close_reason().unwrap_or("the session is closed"))
+    }
+
     /// Starts a pull of `uri` with `arg`; `.await` it for the reply decoded
     /// as `Resp`, or set per-call options first (`.codec()`, `.gzip()`,
     /// `.timeout()`, `.header_codec()`).
@@ -531,13 +536,13 @@ impl Session {
                     .pull_slots
                     .acquire()
                     .await
-                    .map_err(|_| self.closed_error())?,
+                    .map_err(|_| self.not_sent_error(uri))?,
             };
             self.shared
                 .cmd_tx
                 .send(cmd)
                 .await
-                .map_err(|_| self.closed_error())?;
+                .map_err(|_| self.not_sent_error(uri))?;
             let mut guard = CancelOnDrop {
                 shared: &self.shared,
                 seq,
@@ -580,15 +585,18 @@ impl Session {
             (header_codec, header, body) = self.before_write(header_codec, header, body)?;
         }
         tracing::debug!(target: "teleport::call", kind = "push-launch", session = self.id(), remote = %self.remote_addr(), uri = %header.uri, seq = header.seq, size = body.len());
-        self.shared
-            .cmd_tx
-            .send(Command::Push {
-                header_codec,
-                header,
-                body,
-            })
-            .await
-            .map_err(|_| self.closed_error())
+        let permit = self.shared.cmd_tx.reserve().await;
+        match permit {
+            Ok(permit) => {
+                permit.send(Command::Push {
+                    header_codec,
+                    header,
+                    body,
+                });
+                Ok(())
+            }
+            Err(_) => Err(self.not_sent_error(&header.uri)),
+        }
     }
 }
 
