@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use teleport::frame::{Frame, FrameCodec, Header, HeaderCodec, Kind, encode_frame};
+use teleport::frame::{Frame, FrameCodec, Header, HeaderCodec, Kind};
 use teleport::{Ctx, Peer, PeerConfig, Router, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::Decoder;
+use tokio_util::codec::{Decoder, Encoder};
 
 const LIMIT: usize = 64 * 1024;
 
@@ -28,7 +28,11 @@ async fn server() -> (Peer, SocketAddr) {
 
 fn frame(codec: HeaderCodec, kind: Kind, seq: u64, uri: &str, body: &[u8]) -> Vec<u8> {
     let mut buf = BytesMut::new();
-    encode_frame(codec, &Header::new(kind, seq, uri), body, &mut buf);
+    let frame = Frame::new(codec, Header::new(kind, seq, uri), body.to_vec());
+    // A codec with no limit: these tests write what a hostile peer would.
+    FrameCodec::new(usize::MAX)
+        .encode(&frame, &mut buf)
+        .unwrap();
     buf.to_vec()
 }
 
@@ -302,7 +306,12 @@ async fn a_lying_server_cannot_confuse_a_waiting_pull() {
                 reply.status_code = 200;
                 reply.status = "OK".into();
                 let mut b = BytesMut::new();
-                encode_frame(HeaderCodec::Protobuf, &reply, b"j\"real\"", &mut b);
+                FrameCodec::default()
+                    .encode(
+                        &Frame::new(HeaderCodec::Protobuf, reply, &b"j\"real\""[..]),
+                        &mut b,
+                    )
+                    .unwrap();
                 out.extend_from_slice(&b);
                 s.write_all(&out).await.unwrap();
             }

@@ -238,7 +238,12 @@ fn compare(case: &str, ours: &Frame, go: &Packet) {
         );
     } else {
         let mut ours_bytes = BytesMut::new();
-        teleport::frame::encode_frame(ours.header_codec, &ours.header, &ours.body, &mut ours_bytes);
+        tokio_util::codec::Encoder::encode(
+            &mut teleport::frame::FrameCodec::default(),
+            ours,
+            &mut ours_bytes,
+        )
+        .unwrap();
         assert_eq!(&ours_bytes[..], &go.bytes[..], "{case}: bytes");
     }
 }
@@ -340,12 +345,12 @@ async fn go_server_from_vectors(
                 );
             } else {
                 let mut ours = BytesMut::new();
-                teleport::frame::encode_frame(
-                    frame.header_codec,
-                    &frame.header,
-                    &frame.body,
+                tokio_util::codec::Encoder::encode(
+                    &mut teleport::frame::FrameCodec::default(),
+                    &frame,
                     &mut ours,
-                );
+                )
+                .unwrap();
                 assert_eq!(&ours[..], &go.bytes[..], "{}: our client's bytes", go.case);
             }
             matched += 1;

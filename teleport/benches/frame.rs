@@ -8,8 +8,8 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_main};
 use teleport::codec::{CodecId, Codecs, decode_section, encode_section};
-use teleport::frame::{Frame, FrameCodec, Header, HeaderCodec, Kind, encode_frame};
-use tokio_util::codec::Decoder;
+use teleport::frame::{Frame, FrameCodec, Header, HeaderCodec, Kind};
+use tokio_util::codec::{Decoder, Encoder};
 
 /// A pull frame as a session sends it: protobuf header, bincode body section.
 fn pull_frame(payload: usize) -> Frame {
@@ -27,21 +27,17 @@ fn encode_decode(c: &mut Criterion) {
     for (name, payload) in [("16B", 16), ("1KiB", 1024)] {
         let frame = pull_frame(payload);
         let mut wire = BytesMut::new();
-        encode_frame(frame.header_codec, &frame.header, &frame.body, &mut wire);
+        FrameCodec::default().encode(&frame, &mut wire).unwrap();
         let wire = wire.freeze();
 
         let mut group = c.benchmark_group(format!("pull_frame_{name}"));
         group.throughput(Throughput::Bytes(wire.len() as u64));
         let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut encoder = FrameCodec::default();
         group.bench_function("encode", |b| {
             b.iter(|| {
                 buf.clear();
-                encode_frame(
-                    frame.header_codec,
-                    black_box(&frame.header),
-                    black_box(&frame.body),
-                    &mut buf,
-                );
+                encoder.encode(black_box(&frame), &mut buf).unwrap();
                 black_box(buf.len())
             })
         });

@@ -37,6 +37,21 @@ pub enum Error {
         /// Why the session could not take it.
         reason: String,
     },
+    /// The call's frame is over the size limit, so it was not sent: raise
+    /// `PeerConfig::max_frame_size` on both peers, or send less.
+    #[error(
+        "{uri} was not sent: its frame {part} of {len} bytes exceeds PeerConfig::max_frame_size ({limit} bytes)"
+    )]
+    TooLarge {
+        /// The URI of the pull or push.
+        uri: String,
+        /// `"header"` or `"body"`.
+        part: &'static str,
+        /// The size it reached.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The session closed after the call was written and before its reply
     /// arrived: the remote side may or may not have handled it.
     #[error("connection closed: {reason}")]
@@ -69,8 +84,10 @@ impl Error {
         matches!(self, Error::ConnectionClosed { .. } | Error::NotSent { .. })
     }
 
-    /// Whether the call provably never reached the wire ([`Error::NotSent`]),
-    /// so retrying it elsewhere cannot run it twice.
+    /// Whether the call provably never reached the wire because its session
+    /// could not take it ([`Error::NotSent`]), so retrying it on another
+    /// session cannot run it twice. ([`Error::TooLarge`] was not sent either,
+    /// but would fail the same way anywhere.)
     pub fn is_not_sent(&self) -> bool {
         matches!(self, Error::NotSent { .. })
     }
@@ -79,6 +96,19 @@ impl Error {
         Error::NotSent {
             uri: uri.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// A call refused by the frame size limit.
+    pub(crate) fn too_large(uri: impl Into<String>, e: FrameError) -> Self {
+        match e {
+            FrameError::TooLarge { part, len, limit } => Error::TooLarge {
+                uri: uri.into(),
+                part,
+                len,
+                limit,
+            },
+            other => Error::not_sent(uri, other.to_string()),
         }
     }
 

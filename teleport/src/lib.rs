@@ -16,7 +16,9 @@
 //!   and your own) and gzip.
 //! - [`Status`]: the outcome of a call on the wire (code and text).
 //! - [`router`]: handlers by path, groups, fallbacks, the call context [`Ctx`].
-//! - [`session`]: one connection, multiplexed pulls and pushes both ways.
+//! - [`session`]: one connection, multiplexed pulls and pushes both ways:
+//!   the handle, its calls and their options, and the connection task that
+//!   owns the socket (its states, waiting pulls, incoming calls, outbox).
 //! - [`peer`]: listening, dialing, the session registry, configuration.
 //! - [`plugin`]: hooks at every stage of a session and its messages, and the
 //!   shipped plugins: auth, heartbeat, URI aliases, metrics.

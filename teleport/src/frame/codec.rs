@@ -49,14 +49,7 @@ impl FrameCodec {
     }
 
     fn check(&self, part: &'static str, len: usize) -> Result<(), FrameError> {
-        if len > self.max_frame_size {
-            return Err(FrameError::TooLarge {
-                part,
-                len,
-                limit: self.max_frame_size,
-            });
-        }
-        Ok(())
+        check_size(part, len, self.max_frame_size)
     }
 }
 
@@ -135,25 +128,57 @@ impl Decoder for FrameCodec {
 impl Encoder<&Frame> for FrameCodec {
     type Error = FrameError;
 
+    /// Appends `frame` to `dst`, or nothing if its header or body is over
+    /// the limit.
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
-        self.check("body", frame.body.len())?;
-        encode_frame(frame.header_codec, &frame.header, &frame.body, dst);
-        Ok(())
+        encode_frame(
+            frame.header_codec,
+            &frame.header,
+            &frame.body,
+            self.max_frame_size,
+            dst,
+        )
     }
 }
 
 /// Appends one frame to `dst`: header encoded with `header_codec`, then the
 /// body section as given (its codec id byte first, or empty for no body).
-pub fn encode_frame(header_codec: HeaderCodec, header: &Header, body: &[u8], dst: &mut BytesMut) {
+///
+/// This is the one place frames are written, so the size limit is checked
+/// here: a header or body over `limit` leaves `dst` as it was and returns
+/// [`FrameError::TooLarge`]. A length is never truncated to fit its `u32`.
+pub(crate) fn encode_frame(
+    header_codec: HeaderCodec,
+    header: &Header,
+    body: &[u8],
+    limit: usize,
+    dst: &mut BytesMut,
+) -> Result<(), FrameError> {
+    let limit = limit.min(u32::MAX as usize);
+    check_size("body", body.len(), limit)?;
     let start = dst.len();
     dst.reserve(4 + 1 + 32 + header.uri.len() + header.status.len() + 4 + body.len());
     dst.put_u32(0);
     dst.put_u8(header_codec.id());
     header.encode(header_codec, dst);
-    let header_len = (dst.len() - start - 4) as u32;
-    dst[start..start + 4].copy_from_slice(&header_len.to_be_bytes());
+    let header_len = dst.len() - start - 4;
+    if let Err(e) = check_size("header", header_len, limit) {
+        dst.truncate(start);
+        return Err(e);
+    }
+    dst[start..start + 4].copy_from_slice(&(header_len as u32).to_be_bytes());
     dst.put_u32(body.len() as u32);
     dst.put_slice(body);
+    Ok(())
+}
+
+/// The frame size rule, for both directions: a header or a body (each with
+/// its codec id byte) may be at most `limit` bytes.
+pub(crate) fn check_size(part: &'static str, len: usize, limit: usize) -> Result<(), FrameError> {
+    if len > limit {
+        return Err(FrameError::TooLarge { part, len, limit });
+    }
+    Ok(())
 }
 
 impl Frame {
@@ -272,6 +297,40 @@ mod tests {
         }
         assert_eq!(codec.peek_kind(&buf), Some(Kind::Pull));
         assert_eq!(codec.peek_kind(b"\x00\x00\x00\x00"), Some(Kind::Reply));
+    }
+
+    #[test]
+    fn oversized_headers_and_bodies_are_refused_on_write_without_writing() {
+        let mut codec = FrameCodec::new(16);
+        let mut buf = BytesMut::from(&b"keep"[..]);
+        let long_uri = Frame::new(
+            HeaderCodec::Protobuf,
+            Header::new(Kind::Pull, 1, "/a/very/long/uri/that/is/over/the/limit"),
+            &b"j1"[..],
+        );
+        let err = codec.encode(&long_uri, &mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FrameError::TooLarge {
+                    part: "header",
+                    limit: 16,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let big_body = Frame::new(
+            HeaderCodec::Protobuf,
+            Header::new(Kind::Pull, 1, "/a"),
+            vec![b'j'; 17],
+        );
+        let err = codec.encode(&big_body, &mut buf).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "frame body of 17 bytes exceeds the limit of 16 bytes"
+        );
+        assert_eq!(&buf[..], b"keep", "nothing was written");
     }
 
     #[test]

@@ -23,7 +23,8 @@ mod codec;
 mod error;
 mod header;
 
-pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec, encode_frame};
+pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec};
+pub(crate) use codec::{check_size, encode_frame};
 pub use error::FrameError;
 pub(crate) use header::split_uri;
 pub use header::{Header, HeaderCodec, Kind};
