@@ -250,7 +250,7 @@ impl Peer {
         let session = self.open_session(stream, remote, local);
         tracing::debug!(session = session.id(), %remote, "dialed");
         self.run_dial_hooks(&session, &addr.to_string()).await?;
-        Ok(session)
+        Ok(session.into_handle())
     }
 
     /// Runs the peer plugins' `after_accept` hooks of a new session in the
@@ -302,7 +302,7 @@ impl Peer {
     {
         let session = self.open_session(io, remote, local);
         self.run_dial_hooks(&session, &remote.to_string()).await?;
-        Ok(session)
+        Ok(session.into_handle())
     }
 
     /// Runs a session over any byte stream (a TLS stream, an in-memory

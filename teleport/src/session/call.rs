@@ -18,6 +18,10 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{Command, Session, Shared};
+
+/// Why a call on a session whose remote peer is going away was not sent.
+const GOING_AWAY: &str =
+    "the remote peer is going away (shutting down or restarting); retry on another session";
 use crate::codec::{CodecError, CodecId, Decode, Encode, decode_section, encode_section, gzip};
 use crate::error::Error;
 use crate::frame::{Frame, Header, HeaderCodec, Kind, check_size};
@@ -168,6 +172,7 @@ impl Session {
             uri,
             arg,
             options: CallOptions::default(),
+            flushed: false,
         }
     }
 
@@ -186,7 +191,7 @@ impl Session {
         Req: Encode + ?Sized,
     {
         let prepared = self.prepare(uri, arg, &options);
-        self.finish_push(prepared).await
+        self.finish_push(prepared, false).await
     }
 
     /// Pulls with an already-encoded body section and returns the reply
@@ -224,7 +229,7 @@ impl Session {
         options: CallOptions,
     ) -> Result<(), Error> {
         let prepared = self.prepare_raw(uri, gzip, body, &options);
-        self.finish_push(prepared).await
+        self.finish_push(prepared, false).await
     }
 
     /// Encodes the argument on the caller's task.
@@ -291,6 +296,9 @@ impl Session {
         timeout: Option<Duration>,
     ) -> Result<Frame, Error> {
         let (mut header_codec, mut header, mut body) = prepared?;
+        if self.is_going_away() {
+            return Err(Error::not_sent(uri, GOING_AWAY));
+        }
         let seq = self.shared.pull_seq.fetch_add(1, Ordering::Relaxed);
         header.seq = seq;
         header.kind = Kind::Pull;
@@ -357,25 +365,41 @@ impl Session {
         result
     }
 
-    async fn finish_push(&self, prepared: Prepared) -> Result<(), Error> {
+    /// Queues a prepared push; with `flushed`, waits until it is written.
+    async fn finish_push(&self, prepared: Prepared, flushed: bool) -> Result<(), Error> {
         let (mut header_codec, mut header, mut body) = prepared?;
+        if self.is_going_away() {
+            return Err(Error::not_sent(header.uri, GOING_AWAY));
+        }
         header.seq = self.shared.push_seq.fetch_add(1, Ordering::Relaxed);
         header.kind = Kind::Push;
         if !self.shared.config.plugins.is_empty() {
             (header_codec, header, body) = self.before_write(header_codec, header, body)?;
         }
         tracing::debug!(target: "teleport::call", kind = "push-launch", session = self.id(), remote = %self.remote_addr(), uri = %header.uri, seq = header.seq, size = body.len());
-        let permit = self.shared.cmd_tx.reserve().await;
-        match permit {
-            Ok(permit) => {
-                permit.send(Command::Push {
-                    header_codec,
-                    header,
-                    body,
-                });
-                Ok(())
-            }
-            Err(_) => Err(self.not_sent_error(&header.uri)),
+        let Ok(permit) = self.shared.cmd_tx.reserve().await else {
+            return Err(self.not_sent_error(&header.uri));
+        };
+        let (tx, rx) = if flushed {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let uri = flushed.then(|| header.uri.clone());
+        permit.send(Command::Push {
+            header_codec,
+            header,
+            body,
+            flushed: tx,
+        });
+        match (rx, uri) {
+            (Some(rx), Some(uri)) => rx.await.unwrap_or_else(|_| {
+                Err(Error::closed(format!(
+                    "the session ended before the push of {uri} was known to be written"
+                )))
+            }),
+            _ => Ok(()),
         }
     }
 }
@@ -509,6 +533,7 @@ pub struct Push<'a, Req: ?Sized> {
     uri: &'a str,
     arg: &'a Req,
     options: CallOptions,
+    flushed: bool,
 }
 
 impl<Req: ?Sized> fmt::Debug for Push<'_, Req> {
@@ -522,6 +547,23 @@ impl<Req: ?Sized> fmt::Debug for Push<'_, Req> {
 
 impl<Req: ?Sized> Push<'_, Req> {
     option_setters!(push);
+
+    /// Waits until the push has been written to the socket, not only
+    /// queued: once `.await` returns `Ok`, the push is on the wire even if
+    /// the process exits right after. If the session ends first, the push
+    /// fails with [`Error::NotSent`] (never written) or
+    /// [`Error::ConnectionClosed`] (may have been written in part).
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn f(session: teleport::Session) -> Result<(), teleport::Error> {
+    /// session.push("/log/line", &"last words").flushed().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn flushed(mut self) -> Self {
+        self.flushed = true;
+        self
+    }
 
     /// Replaces all options.
     pub fn options(mut self, options: CallOptions) -> Self {
@@ -560,8 +602,9 @@ impl<Req: Encode + ?Sized> IntoFuture for Push<'_, Req> {
     fn into_future(self) -> PushFuture {
         let prepared = self.session.prepare(self.uri, self.arg, &self.options);
         let session = self.session.clone();
+        let flushed = self.flushed;
         PushFuture {
-            inner: Box::pin(async move { session.finish_push(prepared).await }),
+            inner: Box::pin(async move { session.finish_push(prepared, flushed).await }),
         }
     }
 }

@@ -19,14 +19,20 @@
 //! --------  -----  ---------------  ----------------  --------------------  -------------------------------
 //! Open      yes    written          run               yes                   Draining (shutdown), Closing
 //!                                                                           (close), Finished (EOF, error)
-//! Draining  no     NotSent          run to their end  yes                   Closing once no handler runs,
-//!                                                                           or on close
+//! Draining  yes    pulls NotSent,   run to their end  yes, first the        Closing once the goaway pull is
+//!                  pushes written                     goaway pull           answered, no handler runs and
+//!                                                                           no pull of ours waits; or close
 //! Closing   no     NotSent          dropped           flushes what is       Finished once flushed and the
 //!                                                     queued, then shuts    socket is shut down
 //!                                                     the socket down
 //! Finished  -      NotSent          -                 -                     (end: every waiting pull has
 //!                                                                           its error, the task returns)
 //! ```
+//!
+//! Draining is the sending side of the going-away notice
+//! (docs/PROTOCOL.md). The receiving side is a flag, not a state: once
+//! the remote side's goaway pull is read, new calls fail with `NotSent`
+//! and everything else goes on until the remote side closes.
 //!
 //! Orthogonal to the state, the *gate* is closed while the peer's session
 //! hooks run (auth, say): incoming pulls and pushes wait in [`Inbound`]
@@ -57,12 +63,19 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::Session;
 use super::inbound::Inbound;
-use super::outbox::Outbox;
+use super::outbox::{FlushWaiter, Outbox};
 use super::pending::{Pending, Waiter};
 use crate::error::Error;
 use crate::frame::{Frame, FrameCodec, FrameError, Header, HeaderCodec, Kind};
 use crate::plugin::{self, Plugins};
 use crate::router::Router;
+use crate::status::Status;
+
+/// The reserved URI of the going-away notice (docs/PROTOCOL.md): a pull a
+/// draining peer sends once; a teleport peer stops writing new calls on the
+/// session and replies 200, a Go v2.0 peer replies 404. Either reply comes
+/// after every call the remote side wrote before it.
+pub(crate) const GOAWAY_URI: &str = "/_teleport/goaway";
 
 /// What callers ask the connection task to do.
 pub(crate) enum Command {
@@ -73,11 +86,12 @@ pub(crate) enum Command {
         body: bytes::Bytes,
         reply: Waiter,
     },
-    /// Send a push.
+    /// Send a push; tell `flushed` once it is written.
     Push {
         header_codec: HeaderCodec,
         header: Header,
         body: bytes::Bytes,
+        flushed: Option<FlushWaiter>,
     },
     /// Forget the pull with this seq: its caller stopped waiting.
     Cancel { seq: u64 },
@@ -145,6 +159,10 @@ pub(crate) struct Connection<S> {
     /// The peer's plugins (empty: every plugin step is skipped).
     plugins: Plugins,
     max_handlers: usize,
+    /// The seq of our goaway pull, until its reply arrives.
+    goaway_seq: Option<u64>,
+    /// The remote side's goaway pull was read.
+    remote_going_away: bool,
     needs_flush: bool,
     write_deadline: Option<Pin<Box<Sleep>>>,
     read_deadline: Option<Pin<Box<Sleep>>>,
@@ -180,6 +198,8 @@ where
             rbuf: BytesMut::with_capacity(READ_RESERVE),
             pending: Pending::default(),
             state: State::Open,
+            goaway_seq: None,
+            remote_going_away: false,
             needs_flush: false,
             write_deadline: None,
             read_deadline,
@@ -230,14 +250,20 @@ where
             // Handlers that finished.
             progress |= self.inbound.poll_done(cx, &self.session, &mut self.out);
 
-            // A drain ends once the last running handler has replied.
-            if self.state == State::Draining && self.inbound.is_idle() {
+            // A drain ends once the remote side has answered the notice
+            // (so we have read every call it wrote before it), every
+            // handler has replied and every pull of ours has its reply.
+            if self.state == State::Draining
+                && self.goaway_seq.is_none()
+                && self.inbound.is_idle()
+                && self.pending.is_empty()
+            {
                 self.start_closing();
                 progress = true;
             }
 
             // Incoming frames, unless throttled.
-            if self.state == State::Open {
+            if matches!(self.state, State::Open | State::Draining) {
                 match self.read(cx) {
                     Poll::Ready(Ok(true)) => progress = true,
                     Poll::Ready(Ok(false)) | Poll::Pending => {}
@@ -287,21 +313,39 @@ where
         self.inbound.clear();
     }
 
-    /// Enters `Draining`: stop reading, but keep polling the running
-    /// handlers and sending their replies (and any push they make), and close
-    /// once the last one is done. Pulls this side sent cannot get a reply any
-    /// more (nothing is read), so they end now, and new ones are refused.
+    /// Enters `Draining`: tell the remote side this side is going away,
+    /// keep reading and answering, and close once everything in flight is
+    /// done (see the state table).
     fn start_draining(&mut self) {
         tracing::debug!(
             session = self.session.id(),
             running = self.inbound.running(),
-            "draining"
+            waiting = self.pending.len(),
+            "draining: going away"
         );
         self.state = State::Draining;
-        // Nothing is read any more, so idleness is expected.
-        self.read_deadline = None;
-        self.pending
-            .fail_all("the session is draining (graceful close)");
+        let seq = self.session.next_pull_seq();
+        let header = Header::new(Kind::Pull, seq, GOAWAY_URI);
+        let header_codec = self.session.config().header_codec;
+        match self.out.call(header_codec, &header, &[]) {
+            Ok(()) => self.goaway_seq = Some(seq),
+            // Only a limit below a few bytes gets here; close as before.
+            Err(e) => {
+                tracing::warn!(session = self.session.id(), error = %e, "cannot send the going-away notice")
+            }
+        }
+    }
+
+    /// The remote side is going away: no new call goes out on this session.
+    fn on_goaway(&mut self, frame: &Frame) {
+        tracing::debug!(session = self.session.id(), remote = %self.session.remote_addr(), "the remote peer is going away");
+        self.remote_going_away = true;
+        self.session.mark_going_away();
+        self.out.reply(&Frame {
+            header_codec: frame.header_codec,
+            header: frame.header.reply(&Status::ok()),
+            body: bytes::Bytes::new(),
+        });
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -316,11 +360,13 @@ where
                     // The caller gave up before the pull was even sent.
                     return;
                 }
-                if self.state != State::Open {
-                    let _ = reply.send(Err(Error::not_sent(
-                        header.uri,
-                        "the session is draining (graceful close)",
-                    )));
+                if self.state != State::Open || self.remote_going_away {
+                    let reason = if self.remote_going_away {
+                        "the remote peer is going away (shutting down or restarting); retry on another session"
+                    } else {
+                        "this side is going away (graceful shutdown of the session)"
+                    };
+                    let _ = reply.send(Err(Error::not_sent(header.uri, reason)));
                     return;
                 }
                 if let Err(e) = self.out.call(header_codec, &header, &body) {
@@ -336,18 +382,9 @@ where
                 header_codec,
                 header,
                 body,
-            } => self.write_push(header_codec, &header, &body),
+                flushed,
+            } => self.write_push(header_codec, header, &body, flushed),
             Command::Cancel { seq } => self.pending.cancel(seq),
-        }
-    }
-
-    fn write_push(&mut self, header_codec: HeaderCodec, header: &Header, body: &[u8]) {
-        if let Err(e) = self.out.call(header_codec, header, body) {
-            tracing::warn!(session = self.session.id(), uri = %header.uri, error = %e, "push not sent (PeerConfig::max_frame_size)");
-            return;
-        }
-        if !self.plugins.is_empty() {
-            plugin::after_write(&self.plugins, &self.session, header);
         }
     }
 
@@ -430,7 +467,10 @@ where
         }
         if self.needs_flush {
             match Pin::new(&mut self.io).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Ok(())) => {
+                    self.needs_flush = false;
+                    self.out.flushed();
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(CloseReason::Io(e))),
                 Poll::Pending => {}
             }
@@ -460,6 +500,24 @@ where
     /// Routes one incoming frame: a reply to its waiting pull, anything
     /// else to [`Inbound`].
     fn dispatch(&mut self, mut frame: Frame) {
+        // The going-away notice and its answer are the protocol's, not the
+        // application's: no gate, plugin or router sees them.
+        match frame.header.kind {
+            Kind::Reply if self.goaway_seq == Some(frame.header.seq) => {
+                tracing::debug!(
+                    session = self.session.id(),
+                    status = frame.header.status_code,
+                    "the remote peer heard that we are going away"
+                );
+                self.goaway_seq = None;
+                return;
+            }
+            Kind::Pull if frame.header.path() == GOAWAY_URI => {
+                self.on_goaway(&frame);
+                return;
+            }
+            _ => {}
+        }
         if self.gate.is_some() && frame.header.kind != Kind::Reply {
             // Session hooks still running: no handler may see this yet.
             self.inbound.hold(frame);
@@ -535,6 +593,30 @@ where
 
 // These need no I/O bounds, so that `Drop` can call them too.
 impl<S> Connection<S> {
+    /// Queues a push (and who waits for it to be written).
+    fn write_push(
+        &mut self,
+        header_codec: HeaderCodec,
+        header: Header,
+        body: &[u8],
+        flushed: Option<FlushWaiter>,
+    ) {
+        let start = self.out.queued_end();
+        if let Err(e) = self.out.call(header_codec, &header, body) {
+            tracing::warn!(session = self.session.id(), uri = %header.uri, error = %e, "push not sent (PeerConfig::max_frame_size)");
+            if let Some(waiter) = flushed {
+                let _ = waiter.send(Err(Error::too_large(header.uri, e)));
+            }
+            return;
+        }
+        if !self.plugins.is_empty() {
+            plugin::after_write(&self.plugins, &self.session, &header);
+        }
+        if let Some(waiter) = flushed {
+            self.out.notify_when_written(header.uri, start, waiter);
+        }
+    }
+
     /// Ends the commands still queued, once the connection takes no more:
     /// pulls end with [`Error::NotSent`] (they were never written); pushes
     /// go out if `write_pushes` (closing flushes what was queued), else they
@@ -550,12 +632,14 @@ impl<S> Connection<S> {
                     header_codec,
                     header,
                     body,
-                } if write_pushes => {
-                    if let Err(e) = self.out.call(header_codec, &header, &body) {
-                        tracing::warn!(session = self.session.id(), uri = %header.uri, error = %e, "push not sent (PeerConfig::max_frame_size)");
-                    } else if !self.plugins.is_empty() {
-                        plugin::after_write(&self.plugins, &self.session, &header);
-                    }
+                    flushed,
+                } if write_pushes => self.write_push(header_codec, header, &body, flushed),
+                Command::Push {
+                    header,
+                    flushed: Some(waiter),
+                    ..
+                } => {
+                    let _ = waiter.send(Err(Error::not_sent(header.uri, reason)));
                 }
                 Command::Push { .. } | Command::Cancel { .. } => {}
             }
@@ -581,6 +665,7 @@ impl<S> Connection<S> {
         let _ = self.session.shared.close_reason.set(text.clone());
         self.pending.fail_all(&text);
         self.end_commands(&text, false);
+        self.out.fail_waiters(&text);
         self.inbound.clear();
         self.session.peer().remove_session(self.session.id());
         self.session.mark_closed(text);

@@ -68,9 +68,55 @@ pub(crate) use connection::Command;
 pub use extensions::Extensions;
 
 /// A handle to one connection. Cheap to clone; all clones are the same session.
+///
+/// # Lifetime
+///
+/// - A session **dialed** by this side ([`Peer::dial`], `dial_tls`,
+///   [`Peer::attach_dialed`]) lives while a handle to it lives: the
+///   `Session` returned and its clones, generated clients made from it, a
+///   [`Redial`](crate::peer::Redial). When the last of them is dropped, the
+///   session flushes what was queued and closes in the background; the
+///   remote side sees the end of the stream. (The peer's registry, the
+///   [`Ctx`](crate::Ctx) of its incoming calls and the sessions listed by
+///   [`Peer::sessions`] do not keep it open.)
+/// - A session **accepted** by this side lives until the remote side closes
+///   it, or it is closed here ([`Session::close`], [`Session::shutdown`],
+///   the peer's close or shutdown).
+/// - [`Session::close`] flushes queued frames, bounded by
+///   `PeerConfig::write_timeout`, then shuts the connection down;
+///   [`Session::shutdown`] first lets every call in flight finish (see
+///   [going away](Session::is_going_away)).
+/// - A push is queued when `push(..).await` returns; a push awaited with
+///   [`Push::flushed`] has been written to the socket. A process that
+///   returns from `main` right after dropping its handles may exit before the
+///   background close has written anything: await [`Session::close`] (or the
+///   last push's `flushed()`) before exiting.
 #[derive(Clone)]
 pub struct Session {
     shared: Arc<Shared>,
+    /// Present on the handles of a dialed session; the last one dropped
+    /// closes it (only its `Drop` matters).
+    _handle: Option<Arc<Handle>>,
+}
+
+/// Closes a dialed session when its last handle is dropped.
+struct Handle(std::sync::Weak<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            if !shared.closed.is_cancelled() {
+                tracing::debug!(
+                    session = shared.id,
+                    "every handle of the session was dropped; closing it"
+                );
+                let _ = shared
+                    .close_reason
+                    .set("every handle of the dialed session was dropped".to_owned());
+                shared.close.cancel();
+            }
+        }
+    }
 }
 
 pub(crate) struct Shared {
@@ -91,6 +137,9 @@ pub(crate) struct Shared {
     drain: CancellationToken,
     /// Cancelled once the connection task has ended.
     closed: CancellationToken,
+    /// Cancelled when the remote peer announced it is going away: no new
+    /// call is written on this session.
+    going_away: CancellationToken,
     close_reason: OnceLock<String>,
     /// Cancelled once the session hooks of the peer's plugins have passed:
     /// until then incoming pulls and pushes are held back.
@@ -143,10 +192,12 @@ where
             close: CancellationToken::new(),
             drain: CancellationToken::new(),
             closed: CancellationToken::new(),
+            going_away: CancellationToken::new(),
             close_reason: OnceLock::new(),
             gate,
             extensions: Extensions::new(),
         }),
+        _handle: None,
     };
     let connection = connection::Connection::new(io, session.clone(), cmd_rx, router);
     tokio::spawn(connection);
@@ -154,6 +205,16 @@ where
 }
 
 impl Session {
+    /// This session as a handle that keeps it open: the last such handle
+    /// dropped closes it (for sessions this side dialed).
+    pub(crate) fn into_handle(self) -> Session {
+        let handle = Handle(Arc::downgrade(&self.shared));
+        Session {
+            _handle: Some(Arc::new(handle)),
+            ..self
+        }
+    }
+
     /// The session's id, unique within its peer.
     pub fn id(&self) -> u64 {
         self.shared.id
@@ -187,6 +248,47 @@ impl Session {
     /// Why the session ended, once it has.
     pub fn close_reason(&self) -> Option<&str> {
         self.shared.close_reason.get().map(String::as_str)
+    }
+
+    /// Whether the remote peer announced that it is going away (it is
+    /// shutting down or restarting): no new call is written on this session
+    /// any more, and calls made on it fail at once with
+    /// [`Error::NotSent`](crate::Error::NotSent), safe to retry elsewhere.
+    /// Calls already written still get their replies.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn f(session: teleport::Session) {
+    /// session.going_away().await;
+    /// assert!(session.is_going_away() || session.is_closed());
+    /// # }
+    /// ```
+    pub fn is_going_away(&self) -> bool {
+        self.shared.going_away.is_cancelled()
+    }
+
+    /// Waits until the remote peer announces it is going away, or the
+    /// session has ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn going_away(&self) {
+        tokio::select! {
+            () = self.shared.going_away.cancelled() => {}
+            () = self.shared.closed.cancelled() => {}
+        }
+    }
+
+    pub(crate) fn mark_going_away(&self) {
+        self.shared.going_away.cancel();
+    }
+
+    /// The next sequence number of a pull this side sends.
+    pub(crate) fn next_pull_seq(&self) -> u64 {
+        self.shared
+            .pull_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits until the connection has ended.
@@ -254,14 +356,18 @@ impl Session {
         &self.shared.close
     }
 
-    /// Closes the session gracefully: stops reading new frames, lets the
-    /// handlers already running finish and flushes their replies, then shuts
-    /// the connection down. If that takes longer than `deadline`, the session
-    /// is closed at once as by [`Session::close`], dropping the handlers still
-    /// running. Pulls this side is still waiting on end with
-    /// [`Error::ConnectionClosed`] (no reply can be read any more); the other
-    /// side sees a clean end of stream, and its pulls that were never read
-    /// end with [`Error::ConnectionClosed`] too.
+    /// Closes the session gracefully, losing nothing in flight: tells the
+    /// remote peer this side is going away (a teleport peer then writes no
+    /// new call on it; see [`Session::is_going_away`]), keeps reading and
+    /// answering everything the remote side wrote before it heard that,
+    /// waits for the replies to this side's own pulls, then shuts the
+    /// connection down. New pulls on this session fail with
+    /// [`Error::NotSent`](crate::Error::NotSent) meanwhile. If that takes
+    /// longer than `deadline`, the session is closed at once as by
+    /// [`Session::close`], dropping the handlers still running and ending
+    /// the pulls still waiting with [`Error::ConnectionClosed`]. The wire
+    /// form of the notice, which Go Teleport v2.0 peers answer without
+    /// noticing, is in `docs/PROTOCOL.md`.
     ///
     /// Returns `true` if the session drained within the deadline.
     ///

@@ -11,13 +11,33 @@
 //! until the socket drains ([`Outbox::has_room`]), so a peer that stops
 //! reading cannot grow our memory without bound.
 
-use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
 
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::sync::oneshot;
+
+use crate::error::Error;
 use crate::frame::{Frame, FrameError, Header, HeaderCodec, encode_frame};
 use crate::status::Status;
 
+/// Told once a push is written (`Push::flushed`).
+pub(crate) type FlushWaiter = oneshot::Sender<Result<(), Error>>;
+
+/// A push whose caller waits until it is written.
+struct Flush {
+    uri: String,
+    /// The stream offsets its frame starts and ends at.
+    start: u64,
+    end: u64,
+    waiter: FlushWaiter,
+}
+
 pub(super) struct Outbox {
     buf: BytesMut,
+    /// Bytes written (and flushed) since the session started.
+    written: u64,
+    /// Pushes waiting to be written.
+    flush_waiters: VecDeque<Flush>,
     /// `PeerConfig::max_frame_size`.
     max_frame_size: usize,
     /// `PeerConfig::write_buffer`.
@@ -28,6 +48,8 @@ impl Outbox {
     pub(super) fn new(max_frame_size: usize, high_water: usize) -> Self {
         Outbox {
             buf: BytesMut::with_capacity(16 * 1024),
+            written: 0,
+            flush_waiters: VecDeque::new(),
             max_frame_size,
             high_water: high_water.max(1),
         }
@@ -48,9 +70,54 @@ impl Outbox {
         &self.buf
     }
 
-    /// Marks `n` bytes as written.
+    /// Marks `n` bytes as written to the socket (not yet flushed).
     pub(super) fn advance(&mut self, n: usize) {
         self.buf.advance(n);
+        self.written += n as u64;
+    }
+
+    /// Tells `waiter` once everything queued so far has been written and
+    /// flushed: the frame queued last is then on the wire.
+    pub(super) fn notify_when_written(&mut self, uri: String, start: u64, waiter: FlushWaiter) {
+        let end = self.queued_end();
+        self.flush_waiters.push_back(Flush {
+            uri,
+            start,
+            end,
+            waiter,
+        });
+    }
+
+    /// The stream offset the next queued frame starts at.
+    pub(super) fn queued_end(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    /// The socket took and flushed everything written so far: tell the
+    /// pushes that are now out.
+    pub(super) fn flushed(&mut self) {
+        while self
+            .flush_waiters
+            .front()
+            .is_some_and(|f| f.end <= self.written)
+        {
+            if let Some(f) = self.flush_waiters.pop_front() {
+                let _ = f.waiter.send(Ok(()));
+            }
+        }
+    }
+
+    /// The connection ended: pushes not known to be out learn why. One with
+    /// no byte written was not sent at all.
+    pub(super) fn fail_waiters(&mut self, reason: &str) {
+        for f in self.flush_waiters.drain(..) {
+            let err = if f.start >= self.written {
+                Error::not_sent(f.uri, reason)
+            } else {
+                Error::closed(reason)
+            };
+            let _ = f.waiter.send(Err(err));
+        }
     }
 
     /// Queues a pull or a push.

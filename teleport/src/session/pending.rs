@@ -38,6 +38,16 @@ impl Pending {
         self.waiting.remove(&seq);
     }
 
+    /// How many pulls wait for a reply.
+    pub(super) fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether no pull waits for a reply.
+    pub(super) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
     /// Ends every waiting pull with [`Error::ConnectionClosed`] carrying
     /// `reason`: they were written, so the remote side may have run them.
     pub(super) fn fail_all(&mut self, reason: &str) {
