@@ -123,6 +123,7 @@ use std::future::{Future, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use crate::error::SessionRefused;
 use crate::frame::{Frame, Header, Kind};
 use crate::router::Router;
 use crate::session::Session;
@@ -415,22 +416,6 @@ impl Refusal {
 pub(crate) enum Side {
     Dialed,
     Accepted,
-}
-
-/// A session hook refused the session.
-///
-/// [`Peer::dial`](crate::Peer::dial) reports it as
-/// [`PeerError::Refused`](crate::PeerError::Refused).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("plugin {plugin} refused the session in {stage}: {status}")]
-#[non_exhaustive]
-pub struct SessionRefused {
-    /// The plugin's name.
-    pub plugin: String,
-    /// `after_dial` or `after_accept`.
-    pub stage: &'static str,
-    /// The status it failed with.
-    pub status: Status,
 }
 
 impl Side {
