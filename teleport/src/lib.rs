@@ -19,7 +19,10 @@
 //! - [`session`]: one connection, multiplexed pulls and pushes both ways:
 //!   the handle, its calls and their options, and the connection task that
 //!   owns the socket (its states, waiting pulls, incoming calls, outbox).
-//! - [`peer`]: listening, dialing, the session registry, configuration.
+//! - [`peer`]: the [`Peer`] and its session registry (`peer/mod.rs`),
+//!   listening and the accept loop (`listener.rs`), dialing (`dial.rs`),
+//!   closing and draining ([`Peer::close`], [`Peer::shutdown`] in
+//!   `shutdown.rs`), configuration, reconnecting sessions (`redial.rs`).
 //! - [`plugin`]: hooks at every stage of a session and its messages, and the
 //!   shipped plugins: auth, heartbeat, URI aliases, metrics.
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
@@ -28,9 +31,10 @@
 //! - [`service`](macro@service): `#[teleport::service]` turns a trait into a
 //!   typed client and a one-call server registration.
 //! - [`peer::Redial`]: dialed sessions that reconnect with backoff.
-//! - [`graceful`]: graceful shutdown (drain, then close) on a call or a
-//!   signal, and zero-downtime restart that hands the listening sockets to a
-//!   new process.
+//! - [`graceful`]: the concept of graceful shutdown (drain, then close) and
+//!   zero-downtime restart: signals (`graceful/signals.rs`), handing the
+//!   listening sockets to a new process (`restart.rs`) and taking them in
+//!   that process (`inherit.rs`).
 //!
 //! ```no_run
 //! use teleport::{Ctx, Peer, PeerConfig, Router, Status};

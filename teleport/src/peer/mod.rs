@@ -24,25 +24,28 @@
 //! ```
 
 mod config;
+mod dial;
+mod listener;
 mod redial;
+mod shutdown;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::PeerConfig;
+#[cfg(feature = "tls")]
+pub(crate) use listener::bind;
 pub use redial::{ReconnectPolicy, Redial, RedialEvent};
+pub use shutdown::ShutdownSummary;
 
-use crate::error::PeerError;
 use crate::frame::Kind;
-use crate::plugin::{self, Side};
 use crate::router::Router;
 use crate::session::Session;
 
@@ -76,7 +79,7 @@ impl Peer {
     /// A peer serving `router` with `config`. It neither listens nor dials yet.
     ///
     /// The peer plugins of `config` install their own routes into `router`
-    /// and hear about every route (see [`plugin`]).
+    /// and hear about every route (see [`plugin`](crate::plugin)).
     pub fn new(config: PeerConfig, router: Router) -> Peer {
         let mut router = router;
         for p in config.plugins.iter() {
@@ -113,224 +116,8 @@ impl Peer {
         &self.inner.router
     }
 
-    /// Binds `addr` and accepts connections on it in a background task until
-    /// [`Peer::close`]. Returns the bound address (useful with port 0).
-    ///
-    /// # Errors
-    ///
-    /// [`PeerError::Listen`] if the address cannot be bound.
-    pub async fn listen(
-        &self,
-        addr: impl ToSocketAddrs + fmt::Display,
-    ) -> Result<SocketAddr, PeerError> {
-        self.serve(bind(addr).await?)
-    }
-
-    /// Accepts connections on an already-bound listener in a background task.
-    ///
-    /// # Errors
-    ///
-    /// [`PeerError::Listen`] if the listener's address cannot be read, or
-    /// [`PeerError::ShuttingDown`].
-    pub fn serve(&self, listener: TcpListener) -> Result<SocketAddr, PeerError> {
-        self.serve_with(listener, |peer, stream, remote, local| {
-            let session = peer.start_session(stream, remote, local);
-            tracing::debug!(session = session.id(), %remote, "accepted");
-        })
-    }
-
-    /// Accepts connections on `listener` in a background task and hands each
-    /// one to `on_accept` (which starts a session, maybe after a handshake).
-    pub(crate) fn serve_with<F>(
-        &self,
-        listener: TcpListener,
-        on_accept: F,
-    ) -> Result<SocketAddr, PeerError>
-    where
-        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr) + Send + 'static,
-    {
-        if self.inner.shutdown.is_cancelled() {
-            return Err(PeerError::ShuttingDown);
-        }
-        let local = listener.local_addr().map_err(|source| PeerError::Listen {
-            addr: "<listener>".into(),
-            source,
-        })?;
-        lock(&self.inner.listen_addrs).push(local);
-        let listener = Arc::new(listener);
-        lock(&self.inner.listeners).push(listener.clone());
-        tracing::info!(addr = %local, "listening");
-        let peer = self.clone();
-        tokio::spawn(async move {
-            peer.accept_loop(listener, local, on_accept).await;
-        });
-        Ok(local)
-    }
-
-    async fn accept_loop<F>(self, listener: Arc<TcpListener>, local: SocketAddr, on_accept: F)
-    where
-        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr),
-    {
-        let mut backoff = Duration::from_millis(5);
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                _ = self.inner.shutdown.cancelled() => break,
-                r = listener.accept() => r,
-            };
-            match accepted {
-                Ok((stream, remote)) => {
-                    backoff = Duration::from_millis(5);
-                    if self.inner.config.nodelay {
-                        let _ = stream.set_nodelay(true);
-                    }
-                    let limit = self.inner.config.max_sessions;
-                    if self.session_count() >= limit {
-                        tracing::warn!(%remote, limit, "session limit reached; connection refused");
-                        drop(stream);
-                        continue;
-                    }
-                    on_accept(&self, stream, remote, local);
-                }
-                Err(e) => {
-                    // Out of file descriptors and similar: log, back off, keep serving.
-                    tracing::error!(addr = %local, error = %e, "accept failed; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-            }
-        }
-        lock(&self.inner.listen_addrs).retain(|a| *a != local);
-        lock(&self.inner.listeners).retain(|l| !Arc::ptr_eq(l, &listener));
-        tracing::info!(addr = %local, "stopped listening");
-    }
-
-    /// Connects to a remote peer; the connection becomes a session served by
-    /// this peer's router.
-    ///
-    /// # Errors
-    ///
-    /// [`PeerError::Dial`] or [`PeerError::DialTimeout`].
-    pub async fn dial(
-        &self,
-        addr: impl ToSocketAddrs + fmt::Display,
-    ) -> Result<Session, PeerError> {
-        if self.inner.shutdown.is_cancelled() {
-            return Err(PeerError::ShuttingDown);
-        }
-        let limit = self.inner.config.max_sessions;
-        if self.session_count() >= limit {
-            return Err(PeerError::TooManySessions { limit });
-        }
-        let timeout = self.inner.config.dial_timeout;
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
-                return Err(PeerError::Dial {
-                    addr: addr.to_string(),
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(PeerError::DialTimeout {
-                    addr: addr.to_string(),
-                    timeout,
-                });
-            }
-        };
-        if self.inner.config.nodelay {
-            let _ = stream.set_nodelay(true);
-        }
-        let dial_err = |source| PeerError::Dial {
-            addr: addr.to_string(),
-            source,
-        };
-        let remote = stream.peer_addr().map_err(dial_err)?;
-        let local = stream.local_addr().map_err(dial_err)?;
-        let session = self.open_session(stream, remote, local);
-        tracing::debug!(session = session.id(), %remote, "dialed");
-        self.run_dial_hooks(&session, &addr.to_string()).await?;
-        Ok(session)
-    }
-
-    /// Runs the peer plugins' `after_accept` hooks of a new session in the
-    /// background (the session holds its incoming calls until they pass).
-    fn spawn_accept_hooks(&self, session: &Session) {
-        if self.inner.config.plugins.is_empty() {
-            return;
-        }
-        let hooks = plugin::run_session_hooks(
-            self.inner.config.plugins.clone(),
-            session.clone(),
-            Side::Accepted,
-        );
-        tokio::spawn(hooks);
-    }
-
-    /// Runs the peer plugins' `after_dial` hooks of a new session.
-    async fn run_dial_hooks(&self, session: &Session, addr: &str) -> Result<(), PeerError> {
-        if self.inner.config.plugins.is_empty() {
-            return Ok(());
-        }
-        let plugins = self.inner.config.plugins.clone();
-        let hooks = plugin::run_session_hooks(plugins, session.clone(), Side::Dialed);
-        let Err(refused) = hooks.await else {
-            return Ok(());
-        };
-        // The session is closing; let it leave the registry before reporting.
-        let _ = tokio::time::timeout(self.inner.config.dial_timeout, session.closed()).await;
-        tracing::debug!(%addr, %refused, "dial refused by a plugin");
-        Err(PeerError::Refused(refused))
-    }
-
-    /// Runs a session over a byte stream this side opened (a TLS client
-    /// stream, say), as [`Peer::dial`] does over TCP: the peer plugins'
-    /// `after_dial` hooks run before it returns.
-    ///
-    /// # Errors
-    ///
-    /// [`PeerError::Refused`] with the [`plugin::SessionRefused`] if a hook
-    /// refused the session (which is then closed).
-    pub async fn attach_dialed<S>(
-        &self,
-        io: S,
-        remote: SocketAddr,
-        local: SocketAddr,
-    ) -> Result<Session, PeerError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let session = self.open_session(io, remote, local);
-        self.run_dial_hooks(&session, &remote.to_string()).await?;
-        Ok(session)
-    }
-
-    /// Runs a session over any byte stream (a TLS stream, an in-memory
-    /// duplex...). `remote` and `local` are what the session reports.
-    ///
-    /// The session counts as accepted: the peer plugins' `after_accept`
-    /// hooks run on it in the background. Use [`Peer::attach_dialed`] for a
-    /// stream this side opened.
-    pub fn attach<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        self.start_session(io, remote, local)
-    }
-
-    /// Starts a session this side accepted: the peer plugins' `after_accept`
-    /// hooks run on it in the background.
-    fn start_session<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let session = self.open_session(io, remote, local);
-        self.spawn_accept_hooks(&session);
-        session
-    }
-
     /// Starts a session's connection task. With peer plugins, its incoming
-    /// calls wait until its session hooks have run (see [`plugin`]).
+    /// calls wait until its session hooks have run (see [`plugin`](crate::plugin)).
     fn open_session<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -374,57 +161,10 @@ impl Peer {
         lock(&self.inner.sessions).len()
     }
 
-    /// The addresses this peer listens on.
-    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
-        lock(&self.inner.listen_addrs).clone()
-    }
-
-    /// Stops listening, closes every session (flushing what was already
-    /// written to them) and waits up to `timeout` for them to end. Pending
-    /// pulls on those sessions end with [`Error::ConnectionClosed`](crate::Error::ConnectionClosed).
-    /// Handlers still running are dropped: [`Peer::shutdown`] lets them
-    /// finish and sends their replies first.
-    pub async fn close(&self, timeout: Duration) {
-        self.inner.shutdown.cancel();
-        let sessions = self.sessions();
-        for s in &sessions {
-            s.start_close();
-        }
-        let all = futures_util::future::join_all(sessions.iter().map(|s| s.closed()));
-        if tokio::time::timeout(timeout, all).await.is_err() {
-            tracing::warn!(
-                left = self.session_count(),
-                "sessions still open after {timeout:?}; dropping them"
-            );
-        }
-    }
-
-    /// The listeners being served (for a restart to hand over).
-    pub(crate) fn listeners(&self) -> Vec<Arc<TcpListener>> {
-        lock(&self.inner.listeners).clone()
-    }
-
-    /// Stops every accept loop and refuses new listeners and dials.
-    pub(crate) fn stop_accepting(&self) {
-        self.inner.shutdown.cancel();
-    }
-
-    /// Whether [`Peer::close`] was called.
+    /// Whether [`Peer::close`] or [`Peer::shutdown`] was called.
     pub fn is_closing(&self) -> bool {
         self.inner.shutdown.is_cancelled()
     }
-}
-
-/// Binds a listening socket, naming the address in the error.
-pub(crate) async fn bind(
-    addr: impl ToSocketAddrs + fmt::Display,
-) -> Result<TcpListener, PeerError> {
-    TcpListener::bind(&addr)
-        .await
-        .map_err(|source| PeerError::Listen {
-            addr: addr.to_string(),
-            source,
-        })
 }
 
 /// Locks a mutex, going on with the data if a holder panicked (the maps it
