@@ -1,10 +1,19 @@
 //! Dialing: connecting to a remote peer, and the sessions this side opens.
 //!
-//! A dialed connection becomes a session whose peer plugins' `after_dial`
-//! hooks run before [`Peer::dial`] returns: a hook that refuses the session
-//! closes it and the dial fails with [`PeerError::Refused`].
+//! Plain and TLS dials share one path, [`Peer::dial_with`]: take a place
+//! among the peer's [`max_sessions`](crate::PeerConfig::max_sessions)
+//! before the socket exists, connect, set `TCP_NODELAY`, run the stream's
+//! handshake (none for plain TCP), all within the
+//! [`dial_timeout`](crate::PeerConfig::dial_timeout), with the same error
+//! for the same failure. The new session holds the place until it ends.
+//!
+//! A dialed session's peer plugins' `after_dial` hooks run before the dial
+//! returns: a hook that refuses the session closes it and the dial fails
+//! with [`PeerError::Refused`].
 
 use std::fmt;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,21 +30,52 @@ impl Peer {
     ///
     /// # Errors
     ///
-    /// [`PeerError::Dial`] or [`PeerError::DialTimeout`].
+    /// [`PeerError::Dial`] or [`PeerError::DialTimeout`];
+    /// [`PeerError::TooManySessions`] when the peer already has
+    /// [`max_sessions`](crate::PeerConfig::max_sessions) sessions;
+    /// [`PeerError::ShuttingDown`]; [`PeerError::Refused`] when a plugin's
+    /// dial hook refuses the session.
     pub async fn dial(
         &self,
         addr: impl ToSocketAddrs + fmt::Display,
     ) -> Result<Session, PeerError> {
-        if self.inner.shutdown.is_cancelled() {
+        self.dial_with(addr, |stream| std::future::ready(Ok(stream)))
+            .await
+    }
+
+    /// The one dial path, for plain TCP and TLS alike: takes a session
+    /// place, connects to `addr`, runs `handshake` over the connected
+    /// stream (TLS, say), and starts a session over what it returns, whose
+    /// dial hooks run before this returns. Connecting and the handshake
+    /// together are bounded by the dial timeout.
+    pub(crate) async fn dial_with<S, H, Fut>(
+        &self,
+        addr: impl ToSocketAddrs + fmt::Display,
+        handshake: H,
+    ) -> Result<Session, PeerError>
+    where
+        H: FnOnce(TcpStream) -> Fut,
+        Fut: Future<Output = io::Result<S>>,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if self.is_closing() {
             return Err(PeerError::ShuttingDown);
         }
-        let limit = self.inner.config.max_sessions;
-        if self.session_count() >= limit {
-            return Err(PeerError::TooManySessions { limit });
-        }
-        let timeout = self.inner.config.dial_timeout;
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-            Ok(Ok(s)) => s,
+        let permit = self.session_permit()?;
+        let config = self.config();
+        let connect = async {
+            let stream = TcpStream::connect(&addr).await?;
+            if config.nodelay {
+                let _ = stream.set_nodelay(true);
+            }
+            let remote = stream.peer_addr()?;
+            let local = stream.local_addr()?;
+            let io = handshake(stream).await?;
+            Ok::<_, io::Error>((io, remote, local))
+        };
+        let timeout = config.dial_timeout;
+        let (io, remote, local) = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(connected)) => connected,
             Ok(Err(source)) => {
                 return Err(PeerError::Dial {
                     addr: addr.to_string(),
@@ -49,16 +89,7 @@ impl Peer {
                 });
             }
         };
-        if self.inner.config.nodelay {
-            let _ = stream.set_nodelay(true);
-        }
-        let dial_err = |source| PeerError::Dial {
-            addr: addr.to_string(),
-            source,
-        };
-        let remote = stream.peer_addr().map_err(dial_err)?;
-        let local = stream.local_addr().map_err(dial_err)?;
-        let session = self.open_session(stream, remote, local);
+        let session = self.open_session(io, remote, local, permit);
         tracing::debug!(session = session.id(), %remote, "dialed");
         self.run_dial_hooks(&session, &addr.to_string()).await?;
         Ok(session)
@@ -70,8 +101,11 @@ impl Peer {
     ///
     /// # Errors
     ///
-    /// [`PeerError::Refused`] with the [`plugin::SessionRefused`] if a hook
-    /// refused the session (which is then closed).
+    /// [`PeerError::TooManySessions`] when the peer already has
+    /// [`max_sessions`](crate::PeerConfig::max_sessions) sessions (`io` is
+    /// then dropped); [`PeerError::Refused`] with the
+    /// [`plugin::SessionRefused`] if a hook refused the session (which is
+    /// then closed).
     pub async fn attach_dialed<S>(
         &self,
         io: S,
@@ -81,7 +115,8 @@ impl Peer {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let session = self.open_session(io, remote, local);
+        let permit = self.session_permit()?;
+        let session = self.open_session(io, remote, local, permit);
         self.run_dial_hooks(&session, &remote.to_string()).await?;
         Ok(session)
     }

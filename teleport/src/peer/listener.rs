@@ -3,10 +3,13 @@
 //!
 //! Each listener is served by a task of its own that accepts connections
 //! until the peer stops accepting ([`Peer::close`], [`Peer::shutdown`]).
-//! An accepted connection becomes a session at once; the peer plugins'
-//! `after_accept` hooks run on it in the background while its incoming
-//! calls wait. A failed accept (out of file descriptors, say) is logged and
-//! retried after a pause, so a listener never stops on its own.
+//! An accepted connection first takes a place among the peer's
+//! [`max_sessions`](crate::PeerConfig::max_sessions) (past the limit it is
+//! closed at once), then becomes a session, maybe after a handshake that
+//! holds the place meanwhile; the peer plugins' `after_accept` hooks run on
+//! it in the background while its incoming calls wait. A failed accept (out
+//! of file descriptors, say) is logged and retried after a pause, so a
+//! listener never stops on its own.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,6 +18,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Peer, lock};
 use crate::error::PeerError;
@@ -42,21 +46,22 @@ impl Peer {
     /// [`PeerError::Listen`] if the listener's address cannot be read, or
     /// [`PeerError::ShuttingDown`].
     pub fn serve(&self, listener: TcpListener) -> Result<SocketAddr, PeerError> {
-        self.serve_with(listener, |peer, stream, remote, local| {
-            let session = peer.start_session(stream, remote, local);
+        self.serve_with(listener, |peer, stream, remote, local, permit| {
+            let session = peer.start_session(stream, remote, local, permit);
             tracing::debug!(session = session.id(), %remote, "accepted");
         })
     }
 
     /// Accepts connections on `listener` in a background task and hands each
-    /// one to `on_accept` (which starts a session, maybe after a handshake).
+    /// one, with the session place it took, to `on_accept` (which starts a
+    /// session, maybe after a handshake).
     pub(crate) fn serve_with<F>(
         &self,
         listener: TcpListener,
         on_accept: F,
     ) -> Result<SocketAddr, PeerError>
     where
-        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr) + Send + 'static,
+        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr, OwnedSemaphorePermit) + Send + 'static,
     {
         if self.inner.shutdown.is_cancelled() {
             return Err(PeerError::ShuttingDown);
@@ -78,7 +83,7 @@ impl Peer {
 
     async fn accept_loop<F>(self, listener: Arc<TcpListener>, local: SocketAddr, on_accept: F)
     where
-        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr),
+        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr, OwnedSemaphorePermit),
     {
         let mut backoff = Duration::from_millis(5);
         loop {
@@ -90,16 +95,18 @@ impl Peer {
             match accepted {
                 Ok((stream, remote)) => {
                     backoff = Duration::from_millis(5);
+                    let permit = match self.session_permit() {
+                        Ok(permit) => permit,
+                        Err(e) => {
+                            tracing::warn!(%remote, error = %e, "connection refused");
+                            drop(stream);
+                            continue;
+                        }
+                    };
                     if self.inner.config.nodelay {
                         let _ = stream.set_nodelay(true);
                     }
-                    let limit = self.inner.config.max_sessions;
-                    if self.session_count() >= limit {
-                        tracing::warn!(%remote, limit, "session limit reached; connection refused");
-                        drop(stream);
-                        continue;
-                    }
-                    on_accept(&self, stream, remote, local);
+                    on_accept(&self, stream, remote, local, permit);
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: log, back off, keep serving.
@@ -120,20 +127,38 @@ impl Peer {
     /// The session counts as accepted: the peer plugins' `after_accept`
     /// hooks run on it in the background. Use [`Peer::attach_dialed`] for a
     /// stream this side opened.
+    ///
+    /// Like an accepted connection, it needs a place among the peer's
+    /// [`max_sessions`](crate::PeerConfig::max_sessions): past the limit
+    /// the session returned is already closing, with the
+    /// [`PeerError::TooManySessions`] message as its close reason, and
+    /// never joins [`Peer::sessions`].
     pub fn attach<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        self.start_session(io, remote, local)
+        match self.session_permit() {
+            Ok(permit) => self.start_session(io, remote, local, permit),
+            Err(e) => {
+                tracing::warn!(%remote, error = %e, "attached stream refused");
+                self.refuse_session(io, remote, local, &e)
+            }
+        }
     }
 
-    /// Starts a session this side accepted: the peer plugins' `after_accept`
-    /// hooks run on it in the background.
-    fn start_session<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
+    /// Starts a session this side accepted, holding `permit` until it ends:
+    /// the peer plugins' `after_accept` hooks run on it in the background.
+    pub(crate) fn start_session<S>(
+        &self,
+        io: S,
+        remote: SocketAddr,
+        local: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) -> Session
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let session = self.open_session(io, remote, local);
+        let session = self.open_session(io, remote, local, permit);
         self.spawn_accept_hooks(&session);
         session
     }

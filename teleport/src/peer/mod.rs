@@ -6,6 +6,27 @@
 //! router, so both ends of a connection can pull and push to each other.
 //! The peer keeps a registry of its live sessions.
 //!
+//! # The session limit
+//!
+//! [`PeerConfig::max_sessions`] is a hard bound, kept the way mini-redis
+//! keeps its connection limit: the peer owns a semaphore with that many
+//! permits, a permit is taken the moment a socket exists (accepted,
+//! dialed, handed to [`Peer::attach`]) and before any TLS handshake runs
+//! on it, and the session holds it until it ends. Accepted and attached
+//! connections past the limit are closed at once; dials past it fail with
+//! [`PeerError::TooManySessions`].
+//!
+//! # Where things are
+//!
+//! | room | what |
+//! |---|---|
+//! | `mod.rs` | [`Peer`], its session registry and session limit |
+//! | `listener.rs` | [`Peer::listen`], [`Peer::serve`], the accept loop, [`Peer::attach`] |
+//! | `dial.rs` | [`Peer::dial`] and the one dial path TLS shares, [`Peer::attach_dialed`] |
+//! | `shutdown.rs` | [`Peer::close`], [`Peer::shutdown`] |
+//! | `redial.rs` | [`Peer::dial_with_reconnect`] |
+//! | `config.rs` | [`PeerConfig`] |
+//!
 //! ```
 //! use teleport::{Ctx, Peer, PeerConfig, Router, Status};
 //!
@@ -37,6 +58,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use config::PeerConfig;
@@ -45,6 +67,7 @@ pub(crate) use listener::bind;
 pub use redial::{ReconnectPolicy, Redial, RedialEvent};
 pub use shutdown::ShutdownSummary;
 
+use crate::error::PeerError;
 use crate::frame::Kind;
 use crate::router::Router;
 use crate::session::Session;
@@ -59,6 +82,9 @@ struct Inner {
     config: Arc<PeerConfig>,
     router: Arc<Router>,
     sessions: Mutex<HashMap<u64, Session>>,
+    /// One permit per session that may exist (`max_sessions`); each
+    /// session holds one until it ends.
+    session_slots: Arc<Semaphore>,
     next_id: AtomicU64,
     shutdown: CancellationToken,
     listen_addrs: Mutex<Vec<SocketAddr>>,
@@ -93,8 +119,12 @@ impl Peer {
                 p.after_register(Kind::Push, path);
             }
         }
+        let session_slots = Arc::new(Semaphore::new(
+            config.max_sessions.min(Semaphore::MAX_PERMITS),
+        ));
         Peer {
             inner: Arc::new(Inner {
+                session_slots,
                 config: Arc::new(config),
                 router: Arc::new(router),
                 sessions: Mutex::new(HashMap::new()),
@@ -116,23 +146,37 @@ impl Peer {
         &self.inner.router
     }
 
-    /// Starts a session's connection task. With peer plugins, its incoming
-    /// calls wait until its session hooks have run (see [`plugin`](crate::plugin)).
-    fn open_session<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
+    /// Takes a place for one more session: the permit the session holds
+    /// until it ends (see [the session limit](self#the-session-limit)).
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::TooManySessions`] when all `max_sessions` are taken.
+    pub(crate) fn session_permit(&self) -> Result<OwnedSemaphorePermit, PeerError> {
+        self.inner
+            .session_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PeerError::TooManySessions {
+                limit: self.inner.config.max_sessions,
+            })
+    }
+
+    /// Starts a session's connection task, holding `permit` until it ends.
+    /// With peer plugins, its incoming calls wait until its session hooks
+    /// have run (see [`plugin`](crate::plugin)).
+    fn open_session<S>(
+        &self,
+        io: S,
+        remote: SocketAddr,
+        local: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) -> Session
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let session = crate::session::spawn(
-            id,
-            io,
-            remote,
-            local,
-            self.clone(),
-            self.inner.config.clone(),
-            self.inner.router.clone(),
-        );
-        lock(&self.inner.sessions).insert(id, session.clone());
+        let session = self.spawn_session(io, remote, local, Some(permit));
+        lock(&self.inner.sessions).insert(session.id(), session.clone());
         // A session that got in while the peer started closing (an accept or
         // handshake racing `close`) missed its snapshot of the registry: it
         // closes itself, so a closed peer never keeps a live session.
@@ -140,6 +184,47 @@ impl Peer {
             session.start_close();
         }
         session
+    }
+
+    /// A session over `io` that is closed at once because the peer has no
+    /// place for it: it never joins the registry, and `why` is its close
+    /// reason. For [`Peer::attach`], which must return a session.
+    fn refuse_session<S>(
+        &self,
+        io: S,
+        remote: SocketAddr,
+        local: SocketAddr,
+        why: &PeerError,
+    ) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let session = self.spawn_session(io, remote, local, None);
+        session.close_because(why.to_string());
+        session
+    }
+
+    fn spawn_session<S>(
+        &self,
+        io: S,
+        remote: SocketAddr,
+        local: SocketAddr,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        crate::session::spawn(
+            id,
+            io,
+            remote,
+            local,
+            self.clone(),
+            self.inner.config.clone(),
+            self.inner.router.clone(),
+            permit,
+        )
     }
 
     pub(crate) fn remove_session(&self, id: u64) {
@@ -171,4 +256,132 @@ impl Peer {
 /// guards stay consistent across any single operation).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::PeerConfig;
+
+    fn peer(max_sessions: usize) -> Peer {
+        Peer::new(
+            PeerConfig::default().max_sessions(max_sessions),
+            Router::new(),
+        )
+    }
+
+    fn addrs() -> (SocketAddr, SocketAddr) {
+        (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn attach_past_the_limit_returns_a_closed_session_outside_the_registry() {
+        let peer = peer(1);
+        let (remote, local) = addrs();
+        let (io, _keep) = tokio::io::duplex(64);
+        let first = peer.attach(io, remote, local);
+        assert_eq!(peer.session_count(), 1);
+
+        let (io, _keep2) = tokio::io::duplex(64);
+        let refused = peer.attach(io, remote, local);
+        refused.closed().await;
+        let reason = refused.close_reason().unwrap();
+        assert!(reason.contains("max_sessions"), "{reason}");
+        assert_eq!(peer.session_count(), 1);
+        assert!(peer.session(refused.id()).is_none());
+
+        // Once the first session ends, its place is free again.
+        first.close().await;
+        let (io, _keep3) = tokio::io::duplex(64);
+        let again = peer.attach(io, remote, local);
+        assert!(!again.is_closed());
+        assert_eq!(peer.session_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn attach_dialed_past_the_limit_is_too_many_sessions() {
+        let peer = peer(1);
+        let (remote, local) = addrs();
+        let (io, _keep) = tokio::io::duplex(64);
+        let _first = peer.attach_dialed(io, remote, local).await.unwrap();
+        let (io, _keep2) = tokio::io::duplex(64);
+        let err = peer.attach_dialed(io, remote, local).await.unwrap_err();
+        assert!(
+            matches!(err, PeerError::TooManySessions { limit: 1 }),
+            "{err}"
+        );
+    }
+
+    /// A dial holds its place from before it connects, through its
+    /// handshake (TLS takes this path), until its session ends.
+    #[tokio::test]
+    async fn a_dial_holds_its_session_place_through_the_handshake_until_the_session_ends() {
+        let server = peer(16);
+        let addr = server.listen("127.0.0.1:0").await.unwrap();
+        let client = peer(1);
+
+        let (started_tx, started_rx) = oneshot::channel();
+        let (finish_tx, finish_rx) = oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let client = client.clone();
+            async move {
+                client
+                    .dial_with(addr, move |stream| async move {
+                        let _ = started_tx.send(());
+                        let _ = finish_rx.await;
+                        Ok(stream)
+                    })
+                    .await
+            }
+        });
+        started_rx.await.unwrap();
+        let err = client.dial(addr).await.unwrap_err();
+        assert!(
+            matches!(err, PeerError::TooManySessions { limit: 1 }),
+            "a handshake in progress holds the only place: {err}"
+        );
+
+        finish_tx.send(()).unwrap();
+        let session = first.await.unwrap().unwrap();
+        assert!(matches!(
+            client.dial(addr).await,
+            Err(PeerError::TooManySessions { .. })
+        ));
+        // `closed` fires after the place is given back.
+        session.close().await;
+        let again = client.dial(addr).await.unwrap();
+        assert!(!again.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_failed_dial_gives_its_place_back() {
+        let client = peer(1);
+        // A port nothing listens on: bind one, note it, close it.
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(matches!(
+            client.dial(addr).await,
+            Err(PeerError::Dial { .. })
+        ));
+        let server = peer(16);
+        let addr = server.listen("127.0.0.1:0").await.unwrap();
+        let failed = client
+            .dial_with(addr, |_stream| async {
+                Err::<tokio::net::TcpStream, _>(std::io::Error::other("handshake refused"))
+            })
+            .await
+            .unwrap_err();
+        assert!(failed.to_string().contains("handshake refused"), "{failed}");
+        let session = client.dial(addr).await.unwrap();
+        assert_eq!(client.session_count(), 1);
+        session.close().await;
+    }
 }

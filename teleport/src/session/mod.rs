@@ -110,6 +110,10 @@ impl fmt::Debug for Session {
 }
 
 /// Starts the connection task for `io` and returns the session's handle.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, in peer/mod.rs, that names each part"
+)]
 pub(crate) fn spawn<S>(
     id: u64,
     io: S,
@@ -118,6 +122,7 @@ pub(crate) fn spawn<S>(
     peer: Peer,
     config: Arc<PeerConfig>,
     router: Arc<Router>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Session
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -148,7 +153,7 @@ where
             extensions: Extensions::new(),
         }),
     };
-    let connection = connection::Connection::new(io, session.clone(), cmd_rx, router);
+    let connection = connection::Connection::new(io, session.clone(), cmd_rx, router, permit);
     tokio::spawn(connection);
     session
 }
