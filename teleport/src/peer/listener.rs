@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::backoff::Backoff;
 use super::{Peer, lock};
 use crate::error::PeerError;
 use crate::plugin::{self, Side};
@@ -85,7 +86,7 @@ impl Peer {
     where
         F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr, OwnedSemaphorePermit),
     {
-        let mut backoff = Duration::from_millis(5);
+        let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_secs(1));
         loop {
             let accepted = tokio::select! {
                 biased;
@@ -94,7 +95,7 @@ impl Peer {
             };
             match accepted {
                 Ok((stream, remote)) => {
-                    backoff = Duration::from_millis(5);
+                    backoff.reset();
                     let permit = match self.session_permit() {
                         Ok(permit) => permit,
                         Err(e) => {
@@ -110,9 +111,9 @@ impl Peer {
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: log, back off, keep serving.
-                    tracing::error!(addr = %local, error = %e, "accept failed; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    let wait = backoff.next_wait();
+                    tracing::error!(addr = %local, error = %e, "accept failed; retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
                 }
             }
         }

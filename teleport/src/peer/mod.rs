@@ -44,6 +44,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backoff;
 mod config;
 mod dial;
 mod listener;
