@@ -15,16 +15,21 @@
 //! - [`codec`]: body codecs (`j` JSON, `p` protobuf, `s` string, `b` bincode,
 //!   and your own) and gzip.
 //! - [`Status`]: the outcome of a call on the wire (code and text).
-//! - [`router`]: handlers by path, groups, fallbacks, the call context [`Ctx`].
+//! - [`router`]: handlers by path, groups, fallbacks, the call context
+//!   [`Ctx`], and every URI rule (`router/uri.rs`: names, prefixes,
+//!   joining, path and query).
 //! - [`session`]: one connection, multiplexed pulls and pushes both ways:
 //!   the handle, its calls and their options, and the connection task that
 //!   owns the socket (its states, waiting pulls, incoming calls, outbox).
-//! - [`peer`]: the [`Peer`] and its session registry (`peer/mod.rs`),
-//!   listening and the accept loop (`listener.rs`), dialing (`dial.rs`),
-//!   closing and draining ([`Peer::close`], [`Peer::shutdown`] in
-//!   `shutdown.rs`), configuration, reconnecting sessions (`redial.rs`).
-//! - [`plugin`]: hooks at every stage of a session and its messages, and the
-//!   shipped plugins: auth, heartbeat, URI aliases, metrics.
+//! - [`peer`]: the [`Peer`], its session registry and session limit
+//!   (`peer/mod.rs`), listening and the accept loop (`listener.rs`), the
+//!   one dial path for plain and TLS (`dial.rs`), closing and draining
+//!   ([`Peer::close`], [`Peer::shutdown`] in `shutdown.rs`), backoff with
+//!   jitter (`backoff.rs`), configuration, reconnecting sessions
+//!   (`redial.rs`).
+//! - [`plugin`]: hooks at every stage of a session and its messages
+//!   (`plugin/mod.rs`; running them is `run.rs`), and the shipped plugins:
+//!   auth, heartbeat, URI aliases, metrics.
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
 //! - `tls` (feature `tls`): TLS on listening and dialing with rustls.
