@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-use super::Peer;
+use super::{Peer, Stream};
 use crate::error::PeerError;
 use crate::plugin::{self, Side};
 use crate::session::Session;
@@ -56,7 +56,7 @@ impl Peer {
     where
         H: FnOnce(TcpStream) -> Fut,
         Fut: Future<Output = io::Result<S>>,
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Stream,
     {
         if self.is_closing() {
             return Err(PeerError::ShuttingDown);

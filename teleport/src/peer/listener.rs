@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::backoff::Backoff;
-use super::{Peer, lock};
+use super::{Peer, Stream, lock};
 use crate::error::PeerError;
 use crate::plugin::{self, Side};
 use crate::session::Session;
@@ -149,16 +149,13 @@ impl Peer {
 
     /// Starts a session this side accepted, holding `permit` until it ends:
     /// the peer plugins' `after_accept` hooks run on it in the background.
-    pub(crate) fn start_session<S>(
+    pub(crate) fn start_session(
         &self,
-        io: S,
+        io: impl Stream,
         remote: SocketAddr,
         local: SocketAddr,
         permit: OwnedSemaphorePermit,
-    ) -> Session
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    ) -> Session {
         let session = self.open_session(io, remote, local, permit);
         self.spawn_accept_hooks(&session);
         session

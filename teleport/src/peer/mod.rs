@@ -73,6 +73,11 @@ use crate::frame::Kind;
 use crate::router::Router;
 use crate::session::Session;
 
+/// A byte stream a session runs over: TCP, TLS, an in-memory duplex.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
 /// An endpoint that listens and dials; cheap to clone (all clones are the same peer).
 #[derive(Clone)]
 pub struct Peer {
@@ -166,16 +171,13 @@ impl Peer {
     /// Starts a session's connection task, holding `permit` until it ends.
     /// With peer plugins, its incoming calls wait until its session hooks
     /// have run (see [`plugin`](crate::plugin)).
-    fn open_session<S>(
+    fn open_session(
         &self,
-        io: S,
+        io: impl Stream,
         remote: SocketAddr,
         local: SocketAddr,
         permit: OwnedSemaphorePermit,
-    ) -> Session
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    ) -> Session {
         let session = self.spawn_session(io, remote, local, Some(permit));
         lock(&self.inner.sessions).insert(session.id(), session.clone());
         // A session that got in while the peer started closing (an accept or
@@ -190,31 +192,25 @@ impl Peer {
     /// A session over `io` that is closed at once because the peer has no
     /// place for it: it never joins the registry, and `why` is its close
     /// reason. For [`Peer::attach`], which must return a session.
-    fn refuse_session<S>(
+    fn refuse_session(
         &self,
-        io: S,
+        io: impl Stream,
         remote: SocketAddr,
         local: SocketAddr,
         why: &PeerError,
-    ) -> Session
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    ) -> Session {
         let session = self.spawn_session(io, remote, local, None);
         session.close_because(why.to_string());
         session
     }
 
-    fn spawn_session<S>(
+    fn spawn_session(
         &self,
-        io: S,
+        io: impl Stream,
         remote: SocketAddr,
         local: SocketAddr,
         permit: Option<OwnedSemaphorePermit>,
-    ) -> Session
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    ) -> Session {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         crate::session::spawn(
             id,

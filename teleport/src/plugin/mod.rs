@@ -280,7 +280,8 @@ impl Plugins {
 mod tests {
     use super::*;
 
-    struct Named(&'static str);
+    /// A plugin that hooks nothing, known by its name.
+    pub(super) struct Named(pub(super) &'static str);
     impl Plugin for Named {
         fn name(&self) -> &str {
             self.0

@@ -220,14 +220,8 @@ async fn session_hooks(peer: Plugins, session: Session, side: Side) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::tests::Named;
     use crate::status::code;
-
-    struct Named(&'static str);
-    impl Plugin for Named {
-        fn name(&self) -> &str {
-            self.0
-        }
-    }
 
     #[test]
     fn a_refusal_with_a_success_status_becomes_failed_plugin() {
