@@ -9,7 +9,7 @@ use syn::{
     ReturnType, Signature, TraitItem, Type,
 };
 
-use crate::check::Errors;
+use crate::errors::Errors;
 
 /// The arguments of `#[service(...)]`.
 #[derive(Default)]

@@ -5,42 +5,14 @@
 
 use std::collections::HashMap;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::visit::Visit;
 use syn::{Pat, Type};
 
 use crate::ast::{Kind, Method, Service};
+use crate::errors::Errors;
 use crate::naming;
-
-/// Errors collected along the way.
-#[derive(Default)]
-pub(crate) struct Errors {
-    inner: Option<syn::Error>,
-}
-
-impl Errors {
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.inner {
-            Some(all) => all.combine(error),
-            None => self.inner = Some(error),
-        }
-    }
-
-    fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, message));
-    }
-
-    /// An error spanning all of `tokens` (not just their first token).
-    fn over(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
-        self.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    /// `Ok` if nothing was reported, else every error combined.
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.inner.map_or(Ok(()), Err)
-    }
-}
 
 /// Checks the whole service.
 pub(crate) fn check(service: &Service, errors: &mut Errors) {

@@ -4,11 +4,12 @@
 //! directly. The macro is a pipeline: `ast` reads the trait into a model
 //! that keeps the original spans, `check` validates it and collects every
 //! error, `expand` generates the trait, the client and the server, with
-//! `naming` deriving the URIs.
+//! `naming` deriving the URIs; every stage reports into `errors`.
 #![doc(test(attr(deny(warnings))))]
 
 mod ast;
 mod check;
+mod errors;
 mod expand;
 mod naming;
 

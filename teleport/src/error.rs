@@ -1,5 +1,9 @@
 //! Errors of calls ([`Error`]) and of peers ([`PeerError`]).
 //!
+//! This module sits low in the layers: it depends on the frame, codec and
+//! status modules only, never on the session, peer or plugin modules that
+//! report its errors.
+//!
 //! A call either gets a reply or ends with exactly one [`Error`]: the remote
 //! side's [`Status`] when it answered with a code other than 200, or a local
 //! reason (timeout, connection closed, a body that could not be encoded or
@@ -149,7 +153,7 @@ pub enum PeerError {
     },
     /// A plugin's `after_dial` hook refused the new session (it was closed).
     #[error(transparent)]
-    Refused(#[from] crate::plugin::SessionRefused),
+    Refused(#[from] SessionRefused),
     /// The peer already has `max_sessions` live sessions.
     #[error("the peer already has {limit} sessions (PeerConfig::max_sessions)")]
     TooManySessions {
@@ -162,4 +166,35 @@ pub enum PeerError {
     /// The framing of a connection broke.
     #[error(transparent)]
     Frame(#[from] FrameError),
+}
+
+/// A session hook refused the session.
+///
+/// [`Peer::dial`](crate::Peer::dial) reports it as
+/// [`PeerError::Refused`]; it is also the session's close reason. Reached
+/// as `teleport::plugin::SessionRefused`.
+///
+/// ```
+/// use teleport::PeerError;
+/// use teleport::plugin::SessionRefused;
+///
+/// /// The refusal behind a failed dial, if a plugin refused it.
+/// fn refusal(err: &PeerError) -> Option<&SessionRefused> {
+///     match err {
+///         PeerError::Refused(r) => Some(r),
+///         _ => None,
+///     }
+/// }
+/// # let _ = refusal;
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin {plugin} refused the session in {stage}: {status}")]
+#[non_exhaustive]
+pub struct SessionRefused {
+    /// The plugin's name.
+    pub plugin: String,
+    /// `after_dial` or `after_accept`.
+    pub stage: &'static str,
+    /// The status it failed with.
+    pub status: Status,
 }

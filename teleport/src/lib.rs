@@ -15,22 +15,31 @@
 //! - [`codec`]: body codecs (`j` JSON, `p` protobuf, `s` string, `b` bincode,
 //!   and your own) and gzip.
 //! - [`Status`]: the outcome of a call on the wire (code and text).
-//! - [`router`]: handlers by path, groups, fallbacks, the call context [`Ctx`].
+//! - [`router`]: handlers by path, groups, fallbacks, the call context
+//!   [`Ctx`], and every URI rule (`router/uri.rs`: names, prefixes,
+//!   joining, path and query).
 //! - [`session`]: one connection, multiplexed pulls and pushes both ways:
 //!   the handle, its calls and their options, and the connection task that
 //!   owns the socket (its states, waiting pulls, incoming calls, outbox).
-//! - [`peer`]: listening, dialing, the session registry, configuration.
-//! - [`plugin`]: hooks at every stage of a session and its messages, and the
-//!   shipped plugins: auth, heartbeat, URI aliases, metrics.
+//! - [`peer`]: the [`Peer`], its session registry and session limit
+//!   (`peer/mod.rs`), listening and the accept loop (`listener.rs`), the
+//!   one dial path for plain and TLS (`dial.rs`), closing and draining
+//!   ([`Peer::close`], [`Peer::shutdown`] in `shutdown.rs`), backoff with
+//!   jitter (`backoff.rs`), configuration, reconnecting sessions
+//!   (`redial.rs`).
+//! - [`plugin`]: hooks at every stage of a session and its messages
+//!   (`plugin/mod.rs`; running them is `run.rs`), and the shipped plugins:
+//!   auth, heartbeat, URI aliases, metrics.
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
 //! - `tls` (feature `tls`): TLS on listening and dialing with rustls.
 //! - [`service`](macro@service): `#[teleport::service]` turns a trait into a
 //!   typed client and a one-call server registration.
 //! - [`peer::Redial`]: dialed sessions that reconnect with backoff.
-//! - [`graceful`]: graceful shutdown (drain, then close) on a call or a
-//!   signal, and zero-downtime restart that hands the listening sockets to a
-//!   new process.
+//! - [`graceful`]: the concept of graceful shutdown (drain, then close) and
+//!   zero-downtime restart: signals (`graceful/signals.rs`), handing the
+//!   listening sockets to a new process (`restart.rs`) and taking them in
+//!   that process (`inherit.rs`).
 //!
 //! ```no_run
 //! use teleport::{Ctx, Peer, PeerConfig, Router, Status};

@@ -11,19 +11,21 @@ pub use std::option::Option;
 pub use std::result::Result;
 pub use std::sync::Arc;
 
+use crate::router::uri;
 pub use crate::router::{Group, to_snake_case};
 pub use crate::{CallOptions, Ctx, Error, Router, Session, Status};
 
-/// A client's group prefix, normalized the way [`Router::group`] does: one
-/// leading slash, no trailing slash; `None` for no prefix.
+/// A client's group prefix, normalized the way [`Router::group`] does (by
+/// the same function): one leading slash, no trailing slash; `None` for no
+/// prefix.
 pub fn prefix(prefix: &str) -> Option<Arc<str>> {
-    let trimmed = prefix.trim_matches('/');
-    (!trimmed.is_empty()).then(|| Arc::from(format!("/{trimmed}")))
+    let prefix = uri::prefix(prefix);
+    (!prefix.is_empty()).then(|| Arc::from(prefix))
 }
 
 /// A client's query string, without its leading `?`; `None` for none.
 pub fn query(query: &str) -> Option<Arc<str>> {
-    let query = query.trim_start_matches('?');
+    let query = uri::query(query);
     (!query.is_empty()).then(|| Arc::from(query))
 }
 
@@ -37,9 +39,11 @@ pub fn uri(
 ) -> Cow<'static, str> {
     match (prefix, query) {
         (None, None) => Cow::Borrowed(path),
-        (Some(prefix), None) => Cow::Owned(format!("{prefix}{path}")),
-        (None, Some(query)) => Cow::Owned(format!("{path}?{query}")),
-        (Some(prefix), Some(query)) => Cow::Owned(format!("{prefix}{path}?{query}")),
+        _ => Cow::Owned(uri::compose(
+            prefix.as_deref().unwrap_or_default(),
+            path,
+            query.as_deref().unwrap_or_default(),
+        )),
     }
 }
 

@@ -50,7 +50,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, PeerError};
 use crate::peer::Peer;
-use crate::router::{Ctx, RawReply, Router};
+use crate::router::{Ctx, RawReply, Router, uri};
 use crate::session::{CallOptions, Session};
 use crate::status::{Status, code};
 
@@ -189,7 +189,7 @@ impl Proxy {
     /// The longest matching prefix wins.
     #[must_use]
     pub fn prefix(mut self, prefix: &str, upstream: Upstream) -> Proxy {
-        let prefix = format!("/{}", prefix.trim_matches('/'));
+        let prefix = uri::prefix(prefix);
         let routes = self.routes_mut();
         routes.prefixes.retain(|(p, _)| *p != prefix);
         routes.prefixes.push((prefix, upstream));
@@ -235,7 +235,7 @@ impl Proxy {
         self.inner
             .prefixes
             .iter()
-            .find(|(prefix, _)| under(path, prefix))
+            .find(|(prefix, _)| uri::under(path, prefix))
             .map(|(_, u)| u)
             .or(self.inner.fallback.as_ref())
     }
@@ -306,26 +306,4 @@ fn unavailable(ctx: &Ctx, upstream: &Upstream, why: Unavailable) -> RawReply {
     };
     tracing::warn!(uri = %ctx.uri(), ?upstream, status, %error, "proxy: upstream failed");
     RawReply::status(Status::from_code(status))
-}
-
-/// Whether `path` is `prefix` or lies under it, segment-wise.
-fn under(path: &str, prefix: &str) -> bool {
-    prefix == "/"
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::under;
-
-    #[test]
-    fn prefixes_match_whole_segments() {
-        assert!(under("/math", "/math"));
-        assert!(under("/math/add", "/math"));
-        assert!(!under("/mathematics", "/math"));
-        assert!(!under("/mat", "/math"));
-        assert!(under("/anything", "/"));
-    }
 }

@@ -12,7 +12,8 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Ident, ItemTrait, LitStr};
 
 use crate::ast::{Args, Kind, Method, Service};
-use crate::check::{self, Errors};
+use crate::check;
+use crate::errors::Errors;
 use crate::naming;
 
 /// The whole macro: parse → check → generate.

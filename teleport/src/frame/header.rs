@@ -19,6 +19,7 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use super::FrameError;
+use crate::router::uri;
 use crate::status::Status;
 
 /// What a packet is: a pull, its reply, or a one-way push.
@@ -148,12 +149,12 @@ impl Header {
 
     /// The path part of the URI (before `?`).
     pub fn path(&self) -> &str {
-        split_uri(&self.uri).0
+        uri::split(&self.uri).0
     }
 
     /// The query part of the URI (after `?`, empty if none).
     pub fn query(&self) -> &str {
-        split_uri(&self.uri).1
+        uri::split(&self.uri).1
     }
 
     /// The status of a reply.
@@ -220,13 +221,10 @@ impl Header {
     }
 }
 
-/// Splits a URI into its path and query.
-pub(crate) fn split_uri(uri: &str) -> (&str, &str) {
-    match uri.split_once('?') {
-        Some((p, q)) => (p, q),
-        None => (uri, ""),
-    }
-}
+// Splitting a URI into path and query is a URI rule: it lives in
+// `router::uri` with the others. The old name stays for the frame module's
+// re-export.
+pub(crate) use crate::router::uri::split as split_uri;
 
 /// Decodes the common protobuf header (only the six known fields, each with
 /// its own wire type) without prost's generic field machinery: this runs

@@ -64,8 +64,9 @@ pub struct PeerConfig {
     /// Most pulls this side may have waiting for replies per session; past
     /// it, callers wait (within their timeout) for a slot. Default 65536.
     pub max_pulls_in_flight: usize,
-    /// Most live sessions per peer; past it, accepted connections are closed
-    /// at once and dials fail with [`PeerError::TooManySessions`](crate::PeerError::TooManySessions). Default 65536.
+    /// Most live sessions per peer, counting connections still in their TLS
+    /// handshake; past it, accepted and attached connections are closed at
+    /// once and dials fail with [`PeerError::TooManySessions`](crate::PeerError::TooManySessions). Default 65536.
     pub max_sessions: usize,
     /// Body codecs this peer knows besides the built-in ones.
     pub codecs: Codecs,

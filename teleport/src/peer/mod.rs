@@ -6,6 +6,27 @@
 //! router, so both ends of a connection can pull and push to each other.
 //! The peer keeps a registry of its live sessions.
 //!
+//! # The session limit
+//!
+//! [`PeerConfig::max_sessions`] is a hard bound, kept the way mini-redis
+//! keeps its connection limit: the peer owns a semaphore with that many
+//! permits, a permit is taken the moment a socket exists (accepted,
+//! dialed, handed to [`Peer::attach`]) and before any TLS handshake runs
+//! on it, and the session holds it until it ends. Accepted and attached
+//! connections past the limit are closed at once; dials past it fail with
+//! [`PeerError::TooManySessions`].
+//!
+//! # Where things are
+//!
+//! | room | what |
+//! |---|---|
+//! | `mod.rs` | [`Peer`], its session registry and session limit |
+//! | `listener.rs` | [`Peer::listen`], [`Peer::serve`], the accept loop, [`Peer::attach`] |
+//! | `dial.rs` | [`Peer::dial`] and the one dial path TLS shares, [`Peer::attach_dialed`] |
+//! | `shutdown.rs` | [`Peer::close`], [`Peer::shutdown`] |
+//! | `redial.rs` | [`Peer::dial_with_reconnect`] |
+//! | `config.rs` | [`PeerConfig`] |
+//!
 //! ```
 //! use teleport::{Ctx, Peer, PeerConfig, Router, Status};
 //!
@@ -23,28 +44,39 @@
 //! # Ok(()) }
 //! ```
 
+mod backoff;
 mod config;
+mod dial;
+mod listener;
 mod redial;
+mod shutdown;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use config::PeerConfig;
+#[cfg(feature = "tls")]
+pub(crate) use listener::bind;
 pub use redial::{ReconnectPolicy, Redial, RedialEvent};
+pub use shutdown::ShutdownSummary;
 
 use crate::error::PeerError;
 use crate::frame::Kind;
-use crate::plugin::{self, Side};
 use crate::router::Router;
 use crate::session::Session;
+
+/// A byte stream a session runs over: TCP, TLS, an in-memory duplex.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
 /// An endpoint that listens and dials; cheap to clone (all clones are the same peer).
 #[derive(Clone)]
@@ -56,6 +88,9 @@ struct Inner {
     config: Arc<PeerConfig>,
     router: Arc<Router>,
     sessions: Mutex<HashMap<u64, Session>>,
+    /// One permit per session that may exist (`max_sessions`); each
+    /// session holds one until it ends.
+    session_slots: Arc<Semaphore>,
     next_id: AtomicU64,
     shutdown: CancellationToken,
     listen_addrs: Mutex<Vec<SocketAddr>>,
@@ -76,7 +111,7 @@ impl Peer {
     /// A peer serving `router` with `config`. It neither listens nor dials yet.
     ///
     /// The peer plugins of `config` install their own routes into `router`
-    /// and hear about every route (see [`plugin`]).
+    /// and hear about every route (see [`plugin`](crate::plugin)).
     pub fn new(config: PeerConfig, router: Router) -> Peer {
         let mut router = router;
         for p in config.plugins.iter() {
@@ -90,8 +125,12 @@ impl Peer {
                 p.after_register(Kind::Push, path);
             }
         }
+        let session_slots = Arc::new(Semaphore::new(
+            config.max_sessions.min(Semaphore::MAX_PERMITS),
+        ));
         Peer {
             inner: Arc::new(Inner {
+                session_slots,
                 config: Arc::new(config),
                 router: Arc::new(router),
                 sessions: Mutex::new(HashMap::new()),
@@ -113,239 +152,34 @@ impl Peer {
         &self.inner.router
     }
 
-    /// Binds `addr` and accepts connections on it in a background task until
-    /// [`Peer::close`]. Returns the bound address (useful with port 0).
+    /// Takes a place for one more session: the permit the session holds
+    /// until it ends (see [the session limit](self#the-session-limit)).
     ///
     /// # Errors
     ///
-    /// [`PeerError::Listen`] if the address cannot be bound.
-    pub async fn listen(
+    /// [`PeerError::TooManySessions`] when all `max_sessions` are taken.
+    pub(crate) fn session_permit(&self) -> Result<OwnedSemaphorePermit, PeerError> {
+        self.inner
+            .session_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PeerError::TooManySessions {
+                limit: self.inner.config.max_sessions,
+            })
+    }
+
+    /// Starts a session's connection task, holding `permit` until it ends.
+    /// With peer plugins, its incoming calls wait until its session hooks
+    /// have run (see [`plugin`](crate::plugin)).
+    fn open_session(
         &self,
-        addr: impl ToSocketAddrs + fmt::Display,
-    ) -> Result<SocketAddr, PeerError> {
-        self.serve(bind(addr).await?)
-    }
-
-    /// Accepts connections on an already-bound listener in a background task.
-    ///
-    /// # Errors
-    ///
-    /// [`PeerError::Listen`] if the listener's address cannot be read, or
-    /// [`PeerError::ShuttingDown`].
-    pub fn serve(&self, listener: TcpListener) -> Result<SocketAddr, PeerError> {
-        self.serve_with(listener, |peer, stream, remote, local| {
-            let session = peer.start_session(stream, remote, local);
-            tracing::debug!(session = session.id(), %remote, "accepted");
-        })
-    }
-
-    /// Accepts connections on `listener` in a background task and hands each
-    /// one to `on_accept` (which starts a session, maybe after a handshake).
-    pub(crate) fn serve_with<F>(
-        &self,
-        listener: TcpListener,
-        on_accept: F,
-    ) -> Result<SocketAddr, PeerError>
-    where
-        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr) + Send + 'static,
-    {
-        if self.inner.shutdown.is_cancelled() {
-            return Err(PeerError::ShuttingDown);
-        }
-        let local = listener.local_addr().map_err(|source| PeerError::Listen {
-            addr: "<listener>".into(),
-            source,
-        })?;
-        lock(&self.inner.listen_addrs).push(local);
-        let listener = Arc::new(listener);
-        lock(&self.inner.listeners).push(listener.clone());
-        tracing::info!(addr = %local, "listening");
-        let peer = self.clone();
-        tokio::spawn(async move {
-            peer.accept_loop(listener, local, on_accept).await;
-        });
-        Ok(local)
-    }
-
-    async fn accept_loop<F>(self, listener: Arc<TcpListener>, local: SocketAddr, on_accept: F)
-    where
-        F: Fn(&Peer, TcpStream, SocketAddr, SocketAddr),
-    {
-        let mut backoff = Duration::from_millis(5);
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                _ = self.inner.shutdown.cancelled() => break,
-                r = listener.accept() => r,
-            };
-            match accepted {
-                Ok((stream, remote)) => {
-                    backoff = Duration::from_millis(5);
-                    if self.inner.config.nodelay {
-                        let _ = stream.set_nodelay(true);
-                    }
-                    let limit = self.inner.config.max_sessions;
-                    if self.session_count() >= limit {
-                        tracing::warn!(%remote, limit, "session limit reached; connection refused");
-                        drop(stream);
-                        continue;
-                    }
-                    on_accept(&self, stream, remote, local);
-                }
-                Err(e) => {
-                    // Out of file descriptors and similar: log, back off, keep serving.
-                    tracing::error!(addr = %local, error = %e, "accept failed; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-            }
-        }
-        lock(&self.inner.listen_addrs).retain(|a| *a != local);
-        lock(&self.inner.listeners).retain(|l| !Arc::ptr_eq(l, &listener));
-        tracing::info!(addr = %local, "stopped listening");
-    }
-
-    /// Connects to a remote peer; the connection becomes a session served by
-    /// this peer's router.
-    ///
-    /// # Errors
-    ///
-    /// [`PeerError::Dial`] or [`PeerError::DialTimeout`].
-    pub async fn dial(
-        &self,
-        addr: impl ToSocketAddrs + fmt::Display,
-    ) -> Result<Session, PeerError> {
-        if self.inner.shutdown.is_cancelled() {
-            return Err(PeerError::ShuttingDown);
-        }
-        let limit = self.inner.config.max_sessions;
-        if self.session_count() >= limit {
-            return Err(PeerError::TooManySessions { limit });
-        }
-        let timeout = self.inner.config.dial_timeout;
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
-                return Err(PeerError::Dial {
-                    addr: addr.to_string(),
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(PeerError::DialTimeout {
-                    addr: addr.to_string(),
-                    timeout,
-                });
-            }
-        };
-        if self.inner.config.nodelay {
-            let _ = stream.set_nodelay(true);
-        }
-        let dial_err = |source| PeerError::Dial {
-            addr: addr.to_string(),
-            source,
-        };
-        let remote = stream.peer_addr().map_err(dial_err)?;
-        let local = stream.local_addr().map_err(dial_err)?;
-        let session = self.open_session(stream, remote, local);
-        tracing::debug!(session = session.id(), %remote, "dialed");
-        self.run_dial_hooks(&session, &addr.to_string()).await?;
-        Ok(session.into_handle())
-    }
-
-    /// Runs the peer plugins' `after_accept` hooks of a new session in the
-    /// background (the session holds its incoming calls until they pass).
-    fn spawn_accept_hooks(&self, session: &Session) {
-        if self.inner.config.plugins.is_empty() {
-            return;
-        }
-        let hooks = plugin::run_session_hooks(
-            self.inner.config.plugins.clone(),
-            session.clone(),
-            Side::Accepted,
-        );
-        tokio::spawn(hooks);
-    }
-
-    /// Runs the peer plugins' `after_dial` hooks of a new session.
-    async fn run_dial_hooks(&self, session: &Session, addr: &str) -> Result<(), PeerError> {
-        if self.inner.config.plugins.is_empty() {
-            return Ok(());
-        }
-        let plugins = self.inner.config.plugins.clone();
-        let hooks = plugin::run_session_hooks(plugins, session.clone(), Side::Dialed);
-        let Err(refused) = hooks.await else {
-            return Ok(());
-        };
-        // The session is closing; let it leave the registry before reporting.
-        let _ = tokio::time::timeout(self.inner.config.dial_timeout, session.closed()).await;
-        tracing::debug!(%addr, %refused, "dial refused by a plugin");
-        Err(PeerError::Refused(refused))
-    }
-
-    /// Runs a session over a byte stream this side opened (a TLS client
-    /// stream, say), as [`Peer::dial`] does over TCP: the peer plugins'
-    /// `after_dial` hooks run before it returns.
-    ///
-    /// # Errors
-    ///
-    /// [`PeerError::Refused`] with the [`plugin::SessionRefused`] if a hook
-    /// refused the session (which is then closed).
-    pub async fn attach_dialed<S>(
-        &self,
-        io: S,
+        io: impl Stream,
         remote: SocketAddr,
         local: SocketAddr,
-    ) -> Result<Session, PeerError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let session = self.open_session(io, remote, local);
-        self.run_dial_hooks(&session, &remote.to_string()).await?;
-        Ok(session.into_handle())
-    }
-
-    /// Runs a session over any byte stream (a TLS stream, an in-memory
-    /// duplex...). `remote` and `local` are what the session reports.
-    ///
-    /// The session counts as accepted: the peer plugins' `after_accept`
-    /// hooks run on it in the background. Use [`Peer::attach_dialed`] for a
-    /// stream this side opened.
-    pub fn attach<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        self.start_session(io, remote, local)
-    }
-
-    /// Starts a session this side accepted: the peer plugins' `after_accept`
-    /// hooks run on it in the background.
-    fn start_session<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let session = self.open_session(io, remote, local);
-        self.spawn_accept_hooks(&session);
-        session
-    }
-
-    /// Starts a session's connection task. With peer plugins, its incoming
-    /// calls wait until its session hooks have run (see [`plugin`]).
-    fn open_session<S>(&self, io: S, remote: SocketAddr, local: SocketAddr) -> Session
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let session = crate::session::spawn(
-            id,
-            io,
-            remote,
-            local,
-            self.clone(),
-            self.inner.config.clone(),
-            self.inner.router.clone(),
-        );
-        lock(&self.inner.sessions).insert(id, session.clone());
+        permit: OwnedSemaphorePermit,
+    ) -> Session {
+        let session = self.spawn_session(io, remote, local, Some(permit));
+        lock(&self.inner.sessions).insert(session.id(), session.clone());
         // A session that got in while the peer started closing (an accept or
         // handshake racing `close`) missed its snapshot of the registry: it
         // closes itself, so a closed peer never keeps a live session.
@@ -353,6 +187,41 @@ impl Peer {
             session.start_close();
         }
         session
+    }
+
+    /// A session over `io` that is closed at once because the peer has no
+    /// place for it: it never joins the registry, and `why` is its close
+    /// reason. For [`Peer::attach`], which must return a session.
+    fn refuse_session(
+        &self,
+        io: impl Stream,
+        remote: SocketAddr,
+        local: SocketAddr,
+        why: &PeerError,
+    ) -> Session {
+        let session = self.spawn_session(io, remote, local, None);
+        session.close_because(why.to_string());
+        session
+    }
+
+    fn spawn_session(
+        &self,
+        io: impl Stream,
+        remote: SocketAddr,
+        local: SocketAddr,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Session {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        crate::session::spawn(
+            id,
+            io,
+            remote,
+            local,
+            self.clone(),
+            self.inner.config.clone(),
+            self.inner.router.clone(),
+            permit,
+        )
     }
 
     pub(crate) fn remove_session(&self, id: u64) {
@@ -374,61 +243,142 @@ impl Peer {
         lock(&self.inner.sessions).len()
     }
 
-    /// The addresses this peer listens on.
-    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
-        lock(&self.inner.listen_addrs).clone()
-    }
-
-    /// Stops listening, closes every session (flushing what was already
-    /// written to them) and waits up to `timeout` for them to end. Pending
-    /// pulls on those sessions end with [`Error::ConnectionClosed`](crate::Error::ConnectionClosed).
-    /// Handlers still running are dropped: [`Peer::shutdown`] lets them
-    /// finish and sends their replies first.
-    pub async fn close(&self, timeout: Duration) {
-        self.inner.shutdown.cancel();
-        let sessions = self.sessions();
-        for s in &sessions {
-            s.start_close();
-        }
-        let all = futures_util::future::join_all(sessions.iter().map(|s| s.closed()));
-        if tokio::time::timeout(timeout, all).await.is_err() {
-            tracing::warn!(
-                left = self.session_count(),
-                "sessions still open after {timeout:?}; dropping them"
-            );
-        }
-    }
-
-    /// The listeners being served (for a restart to hand over).
-    pub(crate) fn listeners(&self) -> Vec<Arc<TcpListener>> {
-        lock(&self.inner.listeners).clone()
-    }
-
-    /// Stops every accept loop and refuses new listeners and dials.
-    pub(crate) fn stop_accepting(&self) {
-        self.inner.shutdown.cancel();
-    }
-
-    /// Whether [`Peer::close`] was called.
+    /// Whether [`Peer::close`] or [`Peer::shutdown`] was called.
     pub fn is_closing(&self) -> bool {
         self.inner.shutdown.is_cancelled()
     }
-}
-
-/// Binds a listening socket, naming the address in the error.
-pub(crate) async fn bind(
-    addr: impl ToSocketAddrs + fmt::Display,
-) -> Result<TcpListener, PeerError> {
-    TcpListener::bind(&addr)
-        .await
-        .map_err(|source| PeerError::Listen {
-            addr: addr.to_string(),
-            source,
-        })
 }
 
 /// Locks a mutex, going on with the data if a holder panicked (the maps it
 /// guards stay consistent across any single operation).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::PeerConfig;
+
+    fn peer(max_sessions: usize) -> Peer {
+        Peer::new(
+            PeerConfig::default().max_sessions(max_sessions),
+            Router::new(),
+        )
+    }
+
+    fn addrs() -> (SocketAddr, SocketAddr) {
+        (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn attach_past_the_limit_returns_a_closed_session_outside_the_registry() {
+        let peer = peer(1);
+        let (remote, local) = addrs();
+        let (io, _keep) = tokio::io::duplex(64);
+        let first = peer.attach(io, remote, local);
+        assert_eq!(peer.session_count(), 1);
+
+        let (io, _keep2) = tokio::io::duplex(64);
+        let refused = peer.attach(io, remote, local);
+        refused.closed().await;
+        let reason = refused.close_reason().unwrap();
+        assert!(reason.contains("max_sessions"), "{reason}");
+        assert_eq!(peer.session_count(), 1);
+        assert!(peer.session(refused.id()).is_none());
+
+        // Once the first session ends, its place is free again.
+        first.close().await;
+        let (io, _keep3) = tokio::io::duplex(64);
+        let again = peer.attach(io, remote, local);
+        assert!(!again.is_closed());
+        assert_eq!(peer.session_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn attach_dialed_past_the_limit_is_too_many_sessions() {
+        let peer = peer(1);
+        let (remote, local) = addrs();
+        let (io, _keep) = tokio::io::duplex(64);
+        let _first = peer.attach_dialed(io, remote, local).await.unwrap();
+        let (io, _keep2) = tokio::io::duplex(64);
+        let err = peer.attach_dialed(io, remote, local).await.unwrap_err();
+        assert!(
+            matches!(err, PeerError::TooManySessions { limit: 1 }),
+            "{err}"
+        );
+    }
+
+    /// A dial holds its place from before it connects, through its
+    /// handshake (TLS takes this path), until its session ends.
+    #[tokio::test]
+    async fn a_dial_holds_its_session_place_through_the_handshake_until_the_session_ends() {
+        let server = peer(16);
+        let addr = server.listen("127.0.0.1:0").await.unwrap();
+        let client = peer(1);
+
+        let (started_tx, started_rx) = oneshot::channel();
+        let (finish_tx, finish_rx) = oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let client = client.clone();
+            async move {
+                client
+                    .dial_with(addr, move |stream| async move {
+                        let _ = started_tx.send(());
+                        let _ = finish_rx.await;
+                        Ok(stream)
+                    })
+                    .await
+            }
+        });
+        started_rx.await.unwrap();
+        let err = client.dial(addr).await.unwrap_err();
+        assert!(
+            matches!(err, PeerError::TooManySessions { limit: 1 }),
+            "a handshake in progress holds the only place: {err}"
+        );
+
+        finish_tx.send(()).unwrap();
+        let session = first.await.unwrap().unwrap();
+        assert!(matches!(
+            client.dial(addr).await,
+            Err(PeerError::TooManySessions { .. })
+        ));
+        // `closed` fires after the place is given back.
+        session.close().await;
+        let again = client.dial(addr).await.unwrap();
+        assert!(!again.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_failed_dial_gives_its_place_back() {
+        let client = peer(1);
+        // A port nothing listens on: bind one, note it, close it.
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(matches!(
+            client.dial(addr).await,
+            Err(PeerError::Dial { .. })
+        ));
+        let server = peer(16);
+        let addr = server.listen("127.0.0.1:0").await.unwrap();
+        let failed = client
+            .dial_with(addr, |_stream| async {
+                Err::<tokio::net::TcpStream, _>(std::io::Error::other("handshake refused"))
+            })
+            .await
+            .unwrap_err();
+        assert!(failed.to_string().contains("handshake refused"), "{failed}");
+        let session = client.dial(addr).await.unwrap();
+        assert_eq!(client.session_count(), 1);
+        session.close().await;
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! [`Peer::dial_with_reconnect`] dials like [`Peer::dial`], then watches the
 //! session; when it ends, it dials again, waiting longer after each failed
-//! attempt (exponential backoff with a cap), until it succeeds, the policy's
+//! attempt (exponential backoff with a cap and jitter, so clients that lost
+//! the same server do not redial in lockstep), until it succeeds, the policy's
 //! attempt limit is reached, or [`Redial::stop`] is called. Every step is a
 //! [`RedialEvent`] (and a `tracing` event), so the application can tell when
 //! it is connected again. While no session is live, [`Redial::session`]
@@ -20,6 +21,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Peer;
+use super::backoff::{self, Backoff};
 use crate::error::PeerError;
 use crate::session::Session;
 
@@ -27,7 +29,9 @@ use crate::session::Session;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReconnectPolicy {
-    /// Wait before the first retry. Default 50 ms.
+    /// Longest wait before the first retry (each wait is drawn between half
+    /// of its ceiling and the ceiling, see [`ReconnectPolicy::backoff`]).
+    /// Default 50 ms.
     pub initial_backoff: Duration,
     /// Longest wait between retries. Default 5 s.
     pub max_backoff: Duration,
@@ -65,14 +69,25 @@ impl ReconnectPolicy {
         self
     }
 
-    /// The wait before retry number `attempt` (1-based): doubling, capped.
+    /// The longest wait before retry number `attempt` (1-based):
+    /// [`initial_backoff`](Self::initial_backoff) doubled for each retry
+    /// before it, capped at [`max_backoff`](Self::max_backoff). The wait
+    /// actually taken is drawn at random between half of it and all of it
+    /// (jitter), and reported in [`RedialEvent::Retrying`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use teleport::peer::ReconnectPolicy;
+    ///
+    /// let policy = ReconnectPolicy::default()
+    ///     .initial_backoff(Duration::from_millis(100))
+    ///     .max_backoff(Duration::from_secs(1));
+    /// assert_eq!(policy.backoff(1), Duration::from_millis(100));
+    /// assert_eq!(policy.backoff(3), Duration::from_millis(400));
+    /// assert_eq!(policy.backoff(10), Duration::from_secs(1));
+    /// ```
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1).min(20))
-            .unwrap_or(u32::MAX);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+        backoff::ceiling(self.initial_backoff, self.max_backoff, attempt)
     }
 }
 
@@ -216,6 +231,7 @@ impl Peer {
                 let _ = tx.send(None);
                 let _ = events.send(RedialEvent::Disconnected { reason });
                 let mut attempt = 0u32;
+                let mut backoff = Backoff::new(policy.initial_backoff, policy.max_backoff);
                 session = loop {
                     if stop.is_cancelled() || peer.is_closing() {
                         return;
@@ -229,7 +245,7 @@ impl Peer {
                                 let _ = events.send(RedialEvent::GaveUp { attempts: attempt });
                                 return;
                             }
-                            let delay = policy.backoff(attempt);
+                            let delay = backoff.next_wait();
                             tracing::info!(%addr, attempt, ?delay, error = %e, "reconnect failed; retrying");
                             let _ = events.send(RedialEvent::Retrying {
                                 attempt,

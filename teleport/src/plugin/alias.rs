@@ -30,6 +30,7 @@ use std::sync::RwLock;
 
 use super::Plugin;
 use crate::frame::{Header, Kind};
+use crate::router::uri;
 use crate::session::Session;
 use crate::status::Status;
 
@@ -55,12 +56,7 @@ impl Alias {
 
 /// Replaces the path of `header.uri`, keeping its query.
 fn set_path(header: &mut Header, path: &str) {
-    let query = header.query();
-    header.uri = if query.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{query}")
-    };
+    header.uri = uri::replace_path(&header.uri, path);
 }
 
 fn is_call(header: &Header) -> bool {
@@ -104,7 +100,7 @@ impl Plugin for CaseInsensitive {
 
     fn after_register(&self, _kind: Kind, path: &str) {
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
-        let key = path.to_ascii_lowercase();
+        let key = uri::case_key(path);
         match routes.get(&key) {
             Some(existing) if existing != path => tracing::warn!(
                 target: "teleport::plugin",
@@ -125,7 +121,7 @@ impl Plugin for CaseInsensitive {
         }
         let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
         let path = header.path();
-        if let Some(registered) = routes.get(&path.to_ascii_lowercase()) {
+        if let Some(registered) = routes.get(&uri::case_key(path)) {
             if registered != path {
                 let registered = registered.clone();
                 drop(routes);

@@ -36,7 +36,7 @@
 
 mod context;
 mod handler;
-mod uri;
+pub(crate) mod uri;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -98,7 +98,7 @@ impl Router {
     pub fn group(&mut self, prefix: &str) -> Group<'_> {
         Group {
             router: self,
-            prefix: uri::join(prefix, "").trim_end_matches('/').to_owned(),
+            prefix: uri::prefix(prefix),
             spawn: false,
             plugins: Plugins::new(),
         }
@@ -330,9 +330,7 @@ impl Group<'_> {
     /// A nested group under `prefix`.
     pub fn group(&mut self, prefix: &str) -> Group<'_> {
         Group {
-            prefix: uri::join(&self.prefix, prefix)
-                .trim_end_matches('/')
-                .to_owned(),
+            prefix: uri::prefix(&uri::join(&self.prefix, prefix)),
             spawn: self.spawn,
             plugins: self.plugins.clone(),
             router: self.router,

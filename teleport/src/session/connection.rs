@@ -166,6 +166,9 @@ pub(crate) struct Connection<S> {
     needs_flush: bool,
     write_deadline: Option<Pin<Box<Sleep>>>,
     read_deadline: Option<Pin<Box<Sleep>>>,
+    /// The session's place among the peer's `max_sessions`, given back
+    /// when the session ends (see `peer/mod.rs`).
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<S> Connection<S>
@@ -177,6 +180,7 @@ where
         session: Session,
         cmd_rx: mpsc::Receiver<Command>,
         router: Arc<Router>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
         let config = session.config();
         let read_deadline = config
@@ -185,6 +189,7 @@ where
         let gate = (!session.gate_token().is_cancelled())
             .then(|| Box::pin(session.gate_token().clone().cancelled_owned()));
         Connection {
+            permit,
             plugins: config.plugins.clone(),
             inbound: Inbound::new(router, config.plugins.clone()),
             gate,
@@ -668,6 +673,8 @@ impl<S> Connection<S> {
         self.out.fail_waiters(&text);
         self.inbound.clear();
         self.session.peer().remove_session(self.session.id());
+        // Before `closed` fires, so whoever waits for it finds the place free.
+        drop(self.permit.take());
         self.session.mark_closed(text);
     }
 }

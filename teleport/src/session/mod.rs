@@ -159,6 +159,10 @@ impl fmt::Debug for Session {
 }
 
 /// Starts the connection task for `io` and returns the session's handle.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, in peer/mod.rs, that names each part"
+)]
 pub(crate) fn spawn<S>(
     id: u64,
     io: S,
@@ -167,6 +171,7 @@ pub(crate) fn spawn<S>(
     peer: Peer,
     config: Arc<PeerConfig>,
     router: Arc<Router>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Session
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -199,7 +204,7 @@ where
         }),
         _handle: None,
     };
-    let connection = connection::Connection::new(io, session.clone(), cmd_rx, router);
+    let connection = connection::Connection::new(io, session.clone(), cmd_rx, router, permit);
     tokio::spawn(connection);
     session
 }
