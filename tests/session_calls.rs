@@ -4,6 +4,9 @@
 //! Slow handlers and timeouts run on tokio's paused time: the clock jumps to
 //! the next timer whenever every task waits, so no test sleeps for real.
 
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -140,7 +143,13 @@ async fn both_sides_pull_and_push_at_once_on_one_connection() {
             assert_eq!(who, "client");
         }));
     }
-    // The server pulls the client directly too, at the same time.
+    // The server pulls the client directly too, at the same time. Polled:
+    // `dial` returns before the server has accepted, and the peer has no
+    // event for a new session (a stream of accepted sessions would be one).
+    wait::poll_until("the server accepted the session", || {
+        server.session_count() == 1
+    })
+    .await;
     let server_side = server.sessions().pop().expect("one session");
     for _ in 0..50 {
         let s = server_side.clone();
