@@ -2,6 +2,9 @@
 //! input gets a defined outcome (a status reply, or that connection closed
 //! with a logged reason), never a panic, and other sessions are unaffected.
 
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -140,7 +143,7 @@ async fn broken_lengths_and_truncated_frames_close_the_connection() {
     }
     still_serving(addr).await;
     // The broken sessions left the registry.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait::no_sessions_left(&peer).await;
     assert_eq!(peer.session_count(), 0);
 }
 

@@ -2,16 +2,28 @@
 //! through, a refused or missing one gets 401 and a closed session, and no
 //! handler ever runs for an unauthenticated session.
 
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use teleport::plugin::auth::{AUTH_URI, AuthClient, AuthServer, Authenticated};
 use teleport::{Ctx, Peer, PeerConfig, PeerError, Router, Session, Status};
+use tokio::sync::{Notify, mpsc};
+
+/// Holds every credential check until the test lets it go: `started`
+/// receives one message as each check begins, and checks wait for
+/// `release`.
+struct Hold {
+    started: mpsc::UnboundedSender<()>,
+    release: Arc<Notify>,
+}
 
 /// A server whose handler counts its calls and whose credential check
-/// takes `delay`, accepting only "s3cret".
-async fn server(calls: &Arc<AtomicUsize>, delay: Duration) -> (Peer, std::net::SocketAddr) {
+/// accepts only "s3cret", held by `hold` if given.
+async fn server(calls: &Arc<AtomicUsize>, hold: Option<Hold>) -> (Peer, std::net::SocketAddr) {
     let mut router = Router::new();
     let c = calls.clone();
     router.pull("/home/whoami", move |ctx: Ctx, (): ()| {
@@ -21,12 +33,19 @@ async fn server(calls: &Arc<AtomicUsize>, delay: Duration) -> (Peer, std::net::S
             Ok::<_, Status>(who.map(|a| a.0).unwrap_or_default())
         }
     });
-    let auth = AuthServer::new(move |_: Session, token: String| async move {
-        tokio::time::sleep(delay).await;
-        if token == "s3cret" {
-            Ok("alice".to_string())
-        } else {
-            Err(Status::unauthorized())
+    let hold = hold.map(Arc::new);
+    let auth = AuthServer::new(move |_: Session, token: String| {
+        let hold = hold.clone();
+        async move {
+            if let Some(hold) = hold {
+                let _ = hold.started.send(());
+                hold.release.notified().await;
+            }
+            if token == "s3cret" {
+                Ok("alice".to_string())
+            } else {
+                Err(Status::unauthorized())
+            }
         }
     })
     .timeout(Duration::from_millis(300));
@@ -38,7 +57,7 @@ async fn server(calls: &Arc<AtomicUsize>, delay: Duration) -> (Peer, std::net::S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_credential_lets_calls_through_and_handlers_see_the_identity() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let (_server, addr) = server(&calls, Duration::ZERO).await;
+    let (_server, addr) = server(&calls, None).await;
     let client = Peer::new(
         PeerConfig::default().plugin(AuthClient::new("s3cret")),
         Router::new(),
@@ -52,7 +71,7 @@ async fn a_valid_credential_lets_calls_through_and_handlers_see_the_identity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_credential_fails_the_dial_with_401_closes_the_session_and_no_handler_runs() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let (server, addr) = server(&calls, Duration::ZERO).await;
+    let (server, addr) = server(&calls, None).await;
     let client = Peer::new(
         PeerConfig::default().plugin(AuthClient::new("wrong")),
         Router::new(),
@@ -63,14 +82,14 @@ async fn a_refused_credential_fails_the_dial_with_401_closes_the_session_and_no_
     };
     assert_eq!(refused.status.code(), 401);
     assert_eq!(client.session_count(), 0);
-    wait_until(|| server.session_count() == 0).await;
+    wait::no_sessions_left(&server).await;
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_without_a_credential_get_401_never_reach_a_handler_and_the_session_closes() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let (server, addr) = server(&calls, Duration::ZERO).await;
+    let (server, addr) = server(&calls, None).await;
     let client = Peer::new(PeerConfig::default(), Router::new());
     let session = client.dial(addr).await.unwrap();
     let err = session
@@ -81,14 +100,22 @@ async fn calls_without_a_credential_get_401_never_reach_a_handler_and_the_sessio
     tokio::time::timeout(Duration::from_secs(5), session.closed())
         .await
         .expect("the server closes a session that skipped auth");
-    wait_until(|| server.session_count() == 0).await;
+    wait::no_sessions_left(&server).await;
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: the 300 ms credential timeout cannot pass while the test
+// runs between the check starting and the early call's reply.
+#[tokio::test(start_paused = true)]
 async fn a_call_pipelined_behind_a_slow_credential_check_never_reaches_its_handler() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let (_server, addr) = server(&calls, Duration::from_millis(200)).await;
+    let (started, mut checking) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let hold = Hold {
+        started,
+        release: release.clone(),
+    };
+    let (_server, addr) = server(&calls, Some(hold)).await;
     // A client that does not wait for its credential to pass.
     let client = Peer::new(PeerConfig::default(), Router::new());
     let session = client.dial(addr).await.unwrap();
@@ -96,32 +123,26 @@ async fn a_call_pipelined_behind_a_slow_credential_check_never_reaches_its_handl
         let session = session.clone();
         tokio::spawn(async move { session.pull::<_, bool>(AUTH_URI, &"s3cret").await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The credential check is running (and held) when the call arrives.
+    tokio::time::timeout(wait::GUARD, checking.recv())
+        .await
+        .expect("the credential check starts")
+        .unwrap();
     let early = session.pull::<_, String>("/home/whoami", &()).await;
     assert_eq!(early.unwrap_err().status().map(Status::code), Some(401));
+    release.notify_one();
     let _ = auth.await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_session_that_sends_no_credential_is_closed_after_the_timeout() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let (server, addr) = server(&calls, Duration::ZERO).await;
+    let (server, addr) = server(&calls, None).await;
     let client = Peer::new(PeerConfig::default(), Router::new());
     let session = client.dial(addr).await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), session.closed())
         .await
         .expect("the server closes a session that never authenticates");
-    wait_until(|| server.session_count() == 0).await;
-}
-
-/// Polls `done` until it holds, failing after 5 s.
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("condition not reached within 5 s");
+    wait::no_sessions_left(&server).await;
 }

@@ -1,5 +1,11 @@
 //! The heartbeat plugin over real loopback TCP: a peer that falls silent is
 //! closed and the pulls waiting on it fail; peers that both beat stay up.
+//!
+//! The beats run on tokio's paused time: the clock jumps from one beat to
+//! the next whenever every task waits, so the tests never sleep for real.
+
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::time::Duration;
 
@@ -8,15 +14,14 @@ use teleport::{Ctx, Peer, PeerConfig, Router, Status};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn heartbeat_closes_a_silent_peer_and_fails_its_pending_pulls() {
     // A "peer" that accepts and then never says anything.
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = silent.local_addr().unwrap();
     let holder = tokio::spawn(async move {
-        let (stream, _) = silent.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(stream);
+        let (_stream, _) = silent.accept().await.unwrap();
+        std::future::pending::<()>().await;
     });
 
     let client = Peer::new(
@@ -48,7 +53,7 @@ async fn heartbeat_closes_a_silent_peer_and_fails_its_pending_pulls() {
     holder.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn the_listening_side_closes_a_silent_dialer() {
     let server = Peer::new(
         PeerConfig::default().plugin(Heartbeat::new(Duration::from_millis(30), 2)),
@@ -63,16 +68,10 @@ async fn the_listening_side_closes_a_silent_dialer() {
         .expect("the server closes the silent connection")
         .unwrap();
     assert!(!seen.is_empty(), "the server sent pings before giving up");
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while server.session_count() != 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap();
+    wait::no_sessions_left(&server).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn two_peers_that_both_beat_stay_connected_while_idle() {
     let beat = || Heartbeat::new(Duration::from_millis(50), 8);
     let mut router = Router::new();
@@ -84,6 +83,7 @@ async fn two_peers_that_both_beat_stay_connected_while_idle() {
     let client = Peer::new(PeerConfig::default().plugin(beat()), Router::new());
     let session = client.dial(addr).await.unwrap();
     // Idle for longer than the silence limit (400 ms): only pings flow.
+    // Paused time moves from beat to beat, each ping read before the next.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(!session.is_closed(), "{:?}", session.close_reason());
     let echoed: String = session.pull("/home/echo", &"still here").await.unwrap();

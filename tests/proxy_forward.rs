@@ -2,6 +2,9 @@
 //! pass through unchanged both ways (gzip included), prefixes pick the
 //! upstream, and upstream failures become 502 and 504.
 
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -255,7 +258,8 @@ async fn unreachable_or_closed_upstreams_give_bad_gateway() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: the proxy's 100 ms timeout passes without taking real time.
+#[tokio::test(start_paused = true)]
 async fn an_upstream_that_answers_too_late_gives_gateway_timeout() {
     let (_backend, backend_addr, _) = backend(Log::default()).await;
     let proxy = Proxy::new()
@@ -286,9 +290,13 @@ async fn a_restarted_upstream_is_dialed_again() {
     // The backend goes away: calls get 502; it comes back on the same port:
     // the proxy dials it again.
     backend1.close(Duration::from_secs(5)).await;
-    while !backend1.listen_addrs().is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Polled: the accept loop drops its listener after `close` returns, and
+    // the peer has no event for that (a `Peer::closed()` future that
+    // resolves once every accept loop has ended would be one).
+    wait::poll_until("the backend stopped listening", || {
+        backend1.listen_addrs().is_empty()
+    })
+    .await;
     let err = session
         .pull::<_, i64>("/typed/add", &[1, 1])
         .await

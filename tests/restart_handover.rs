@@ -15,17 +15,23 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use teleport::{Peer, PeerConfig, Router};
+use tokio::sync::{Notify, mpsc};
+
+/// How long the test waits for any one thing the servers do. Real time:
+/// the servers are other processes, whose clocks a test cannot pause.
+const GUARD: Duration = Duration::from_secs(30);
 
 /// Kills whatever server process is still running when the test ends,
 /// passing or failing.
 struct Processes {
-    first: Child,
+    /// The first server process, until the test waits for its exit.
+    first: Option<Child>,
     pids: Mutex<Vec<i32>>,
 }
 
@@ -34,8 +40,10 @@ impl Drop for Processes {
         for pid in self.pids.lock().unwrap().iter() {
             let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }
-        let _ = self.first.kill();
-        let _ = self.first.wait();
+        if let Some(first) = &mut self.first {
+            let _ = first.kill();
+            let _ = first.wait();
+        }
     }
 }
 
@@ -43,26 +51,35 @@ impl Drop for Processes {
 /// to the same pipe, so their lines interleave in any order: a line is
 /// looked for among those already read before waiting for more.
 struct Lines {
-    rx: mpsc::Receiver<String>,
-    seen: std::cell::RefCell<Vec<String>>,
+    rx: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
 }
 
 impl Lines {
-    fn next_matching(&self, prefix: &str) -> String {
-        let mut seen = self.seen.borrow_mut();
-        if let Some(i) = seen.iter().position(|l| l.starts_with(prefix)) {
-            return seen.remove(i);
+    async fn next_matching(&mut self, prefix: &str) -> String {
+        if let Some(i) = self.seen.iter().position(|l| l.starts_with(prefix)) {
+            return self.seen.remove(i);
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(line) => seen.push(line),
-                Err(e) => panic!(
-                    "no line starting with {prefix:?} from the server (other lines: {seen:?}): {e}"
-                ),
+        let wait = async {
+            while let Some(line) = self.rx.recv().await {
+                if line.starts_with(prefix) {
+                    return Some(line);
+                }
+                self.seen.push(line);
             }
+            None
+        };
+        match tokio::time::timeout(GUARD, wait).await {
+            Ok(Some(line)) => line,
+            outcome => panic!(
+                "no line starting with {prefix:?} from the server ({}; other lines: {:?})",
+                if outcome.is_ok() {
+                    "its output ended"
+                } else {
+                    "timed out"
+                },
+                self.seen
+            ),
         }
     }
 }
@@ -87,6 +104,28 @@ struct Figures {
     longest_stall_us: AtomicU64,
     /// Pulls answered by the new process on connections opened after the restart.
     answered_by_new: AtomicUsize,
+    /// Signalled after each completed pull.
+    progress: Notify,
+}
+
+impl Figures {
+    /// Waits until `done` holds, checking it after each completed pull.
+    async fn until(&self, what: &str, done: impl Fn(&Figures) -> bool) {
+        let wait = async {
+            loop {
+                let progress = self.progress.notified();
+                tokio::pin!(progress);
+                progress.as_mut().enable();
+                if done(self) {
+                    return;
+                }
+                progress.await;
+            }
+        };
+        tokio::time::timeout(GUARD, wait)
+            .await
+            .unwrap_or_else(|_| panic!("gave up waiting until {what}"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,10 +137,10 @@ async fn restart_under_load_hands_the_listener_over_without_failing_new_connecti
         .expect("start the server");
     let stdout = first.stdout.take().unwrap();
     let mut processes = Processes {
-        first,
+        first: Some(first),
         pids: Mutex::new(Vec::new()),
     };
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
@@ -110,11 +149,11 @@ async fn restart_under_load_hands_the_listener_over_without_failing_new_connecti
             }
         }
     });
-    let lines = Lines {
+    let mut lines = Lines {
         rx,
-        seen: Default::default(),
+        seen: Vec::new(),
     };
-    let (addr, old_pid, inherited) = parse_serving(&lines.next_matching("serving"));
+    let (addr, old_pid, inherited) = parse_serving(&lines.next_matching("serving").await);
     assert!(!inherited);
     processes.pids.lock().unwrap().push(old_pid);
 
@@ -167,6 +206,7 @@ async fn restart_under_load_hands_the_listener_over_without_failing_new_connecti
                                     figures.answered_by_new.fetch_add(1, Ordering::SeqCst);
                                 }
                             }
+                            figures.progress.notify_waiters();
                         }
                         Err(e) => {
                             assert!(
@@ -186,54 +226,41 @@ async fn restart_under_load_hands_the_listener_over_without_failing_new_connecti
         }));
     }
 
-    let wait_for = |what: &'static str, cond: Box<dyn Fn() -> bool + Send>| async move {
-        for _ in 0..6000 {
-            if cond() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        panic!("gave up waiting until {what}");
-    };
-    let f = figures.clone();
-    wait_for(
-        "the old process served",
-        Box::new(move || f.completed.load(Ordering::SeqCst) >= 300),
-    )
-    .await;
+    figures
+        .until("the old process served", |f| {
+            f.completed.load(Ordering::SeqCst) >= 300
+        })
+        .await;
 
     kill(Pid::from_raw(old_pid), Signal::SIGUSR2).unwrap();
-    let (new_addr, pid, inherited) = parse_serving(&lines.next_matching("serving"));
+    let (new_addr, pid, inherited) = parse_serving(&lines.next_matching("serving").await);
     processes.pids.lock().unwrap().push(pid);
     assert_eq!(new_addr, addr, "the new process serves the same socket");
     assert_ne!(pid, old_pid);
     assert!(inherited);
     new_pid.store(pid as u64, Ordering::SeqCst);
-    let exit_line = lines.next_matching(&format!("exiting pid {old_pid}"));
+    let exit_line = lines.next_matching(&format!("exiting pid {old_pid}")).await;
     assert_eq!(
         exit_line,
         format!("exiting pid {old_pid} restarted into {pid} forced 0")
     );
 
-    // The old process exits by itself once drained.
-    let mut status = None;
-    for _ in 0..6000 {
-        status = processes.first.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let status = status.expect("the old process exits after draining");
+    // The old process exits by itself once drained. (If it does not, the
+    // guard fails the test and `processes` kills it, ending the wait.)
+    let mut first = processes.first.take().unwrap();
+    let status = tokio::time::timeout(GUARD, tokio::task::spawn_blocking(move || first.wait()))
+        .await
+        .expect("the old process exits after draining")
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "the old process exited with {status}");
     restarted.store(true, Ordering::SeqCst);
 
-    let f = figures.clone();
-    wait_for(
-        "clients served after the restart",
-        Box::new(move || f.completed_after_restart.load(Ordering::SeqCst) >= 300),
-    )
-    .await;
+    figures
+        .until("clients served after the restart", |f| {
+            f.completed_after_restart.load(Ordering::SeqCst) >= 300
+        })
+        .await;
     stop.store(true, Ordering::SeqCst);
     for w in workers {
         w.await.unwrap();
@@ -263,10 +290,10 @@ async fn restart_under_load_hands_the_listener_over_without_failing_new_connecti
     let session = client.dial(addr.as_str()).await.unwrap();
     let answered: u64 = session.pull("/admin/restart", &()).await.unwrap();
     assert_eq!(answered, pid as u64);
-    let (third_addr, third, inherited) = parse_serving(&lines.next_matching("serving"));
+    let (third_addr, third, inherited) = parse_serving(&lines.next_matching("serving").await);
     processes.pids.lock().unwrap().push(third);
     assert_eq!((third_addr.as_str(), inherited), (addr.as_str(), true));
-    let exit_line = lines.next_matching(&format!("exiting pid {pid}"));
+    let exit_line = lines.next_matching(&format!("exiting pid {pid}")).await;
     assert_eq!(
         exit_line,
         format!("exiting pid {pid} restarted into {third} forced 0")
@@ -278,7 +305,7 @@ async fn restart_under_load_hands_the_listener_over_without_failing_new_connecti
 
     // SIGTERM: the newest process shuts down gracefully and says so.
     kill(Pid::from_raw(third), Signal::SIGTERM).unwrap();
-    let exit_line = lines.next_matching(&format!("exiting pid {third}"));
+    let exit_line = lines.next_matching(&format!("exiting pid {third}")).await;
     assert_eq!(exit_line, format!("exiting pid {third} shutdown forced 0"));
     session.closed().await;
     drop(processes);

@@ -2,7 +2,8 @@
 //! the listening peer calls over the same connection, and a service's
 //! handler calls back into its caller while it serves.
 
-use std::time::Duration;
+#[path = "support/wait.rs"]
+mod wait;
 
 use teleport::{Ctx, Peer, PeerConfig, Router, Status};
 use tokio::sync::mpsc;
@@ -72,13 +73,15 @@ async fn the_listener_calls_a_service_served_by_the_dialing_peer() {
     let dialer = Peer::new(PeerConfig::default(), worker_router("w1", told_tx));
     let dialed = dialer.dial(addr).await.unwrap();
 
-    // The listener finds the accepted session and calls the dialer's service on it.
-    let session = loop {
-        if let Some(s) = listener.sessions().pop() {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
+    // The listener finds the accepted session and calls the dialer's service
+    // on it. Polled: `dial` returns before the listener has accepted, and
+    // the peer has no event for a new session (a stream of accepted
+    // sessions, or a watch of the registry, would be one).
+    wait::poll_until("the listener accepted the session", || {
+        listener.session_count() == 1
+    })
+    .await;
+    let session = listener.sessions().pop().unwrap();
     assert_eq!(session.remote_addr(), dialed.local_addr());
     let worker = WorkerClient::new(session);
     assert_eq!(worker.square(12).await.unwrap(), 144);

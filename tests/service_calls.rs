@@ -331,7 +331,8 @@ async fn the_call_context_is_left_out_of_the_client_and_filled_by_the_server() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: `slow` sleeps without taking real time.
+#[tokio::test(start_paused = true)]
 async fn per_call_options_apply_to_a_copy_of_the_client_only() {
     let (_server, _peer, client, _service, _notes) = arith().await;
     let hasty = client.with_options(CallOptions::default().timeout(Duration::from_millis(50)));
@@ -344,7 +345,8 @@ async fn per_call_options_apply_to_a_copy_of_the_client_only() {
     assert_eq!(hasty.slow(1).await.unwrap(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: `slow` sleeps without taking real time.
+#[tokio::test(start_paused = true)]
 async fn many_concurrent_calls_through_one_client_share_one_implementation() {
     let (_server, _peer, client, service, _notes) = arith().await;
     let mut calls = Vec::new();

@@ -1,5 +1,11 @@
 //! Pulls and pushes over real loopback TCP: round trips, multiplexing,
 //! both directions at once, timeouts, and what happens when a side goes away.
+//!
+//! Slow handlers and timeouts run on tokio's paused time: the clock jumps to
+//! the next timer whenever every task waits, so no test sleeps for real.
+
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,7 +57,7 @@ async fn pull_round_trips_with_every_codec_with_and_without_gzip() {
     assert_eq!(sum, 42);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn thousand_pulls_in_flight_on_one_connection_come_back_out_of_order() {
     let (_server, _client, session) = pair(echo_router(), Router::new()).await;
     let mut calls = Vec::new();
@@ -81,7 +87,7 @@ async fn unknown_uri_gets_not_found() {
     assert_eq!(status.text(), "Not Found");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn per_call_timeout_fires_and_the_session_keeps_working() {
     let (_server, _client, session) = pair(echo_router(), Router::new()).await;
     let err = session
@@ -137,7 +143,13 @@ async fn both_sides_pull_and_push_at_once_on_one_connection() {
             assert_eq!(who, "client");
         }));
     }
-    // The server pulls the client directly too, at the same time.
+    // The server pulls the client directly too, at the same time. Polled:
+    // `dial` returns before the server has accepted, and the peer has no
+    // event for a new session (a stream of accepted sessions would be one).
+    wait::poll_until("the server accepted the session", || {
+        server.session_count() == 1
+    })
+    .await;
     let server_side = server.sessions().pop().expect("one session");
     for _ in 0..50 {
         let s = server_side.clone();
@@ -160,12 +172,22 @@ async fn both_sides_pull_and_push_at_once_on_one_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_dropping_mid_pull_ends_the_pull_with_connection_closed() {
-    let (server, _client, session) = pair(echo_router(), Router::new()).await;
+    // `/home/wait` tells the test it is running, then never answers.
+    let (running_tx, mut running) = mpsc::unbounded_channel();
+    let mut router = echo_router();
+    router.pull("/home/wait", move |_: Ctx, (): ()| {
+        let _ = running_tx.send(());
+        std::future::pending::<Result<u64, Status>>()
+    });
+    let (server, _client, session) = pair(router, Router::new()).await;
     let pending = {
         let session = session.clone();
-        tokio::spawn(async move { session.pull::<_, u64>("/home/sleep", &10_000u64).await })
+        tokio::spawn(async move { session.pull::<_, u64>("/home/wait", &()).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(10), running.recv())
+        .await
+        .expect("the handler runs")
+        .unwrap();
     server.close(Duration::from_secs(1)).await;
     let err = tokio::time::timeout(Duration::from_secs(5), pending)
         .await

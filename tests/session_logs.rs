@@ -44,12 +44,17 @@ fn logs_of(config: PeerConfig) -> String {
         .build()
         .unwrap();
     rt.block_on(async {
+        // The push handler says when it ran; its call is logged as it returns.
+        let (handled_tx, mut handled) = tokio::sync::mpsc::unbounded_channel();
         let mut router = Router::new();
         router
             .pull("/home/echo", |_: Ctx, s: String| async move {
                 Ok::<_, Status>(s)
             })
-            .push("/msg/note", |_: Ctx, _s: String| async move {});
+            .push("/msg/note", move |_: Ctx, _s: String| {
+                let _ = handled_tx.send(());
+                async move {}
+            });
         let server = Peer::new(config, router);
         let addr = server.listen("127.0.0.1:0").await.unwrap();
         let client = Peer::new(PeerConfig::default(), Router::new());
@@ -57,7 +62,10 @@ fn logs_of(config: PeerConfig) -> String {
         let got: String = s.pull("/home/echo", &"secret-body").await.unwrap();
         assert_eq!(got, "secret-body");
         s.push("/msg/note", &"note-body").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::timeout(Duration::from_secs(10), handled.recv())
+            .await
+            .expect("the push is handled")
+            .unwrap();
         s.close().await;
         server.close(Duration::from_secs(1)).await;
     });

@@ -1,6 +1,12 @@
 //! Graceful shutdown over real loopback TCP: under load no reply that was
 //! already being handled is lost, the deadline bounds the drain, the
 //! listener stops, and the signal helper shuts down when asked.
+//!
+//! Slow handlers and deadlines run on tokio's paused time: the clock jumps
+//! to the next timer whenever every task waits, so no test sleeps for real.
+
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,11 +14,34 @@ use std::time::Duration;
 
 use teleport::graceful::{self, Outcome, Signal, Signals};
 use teleport::{Ctx, Error, Peer, PeerConfig, Router, Session, Status};
+use tokio::sync::watch;
 
-#[derive(Default)]
 struct Counts {
-    started: AtomicUsize,
+    /// How many handlers started, watchable.
+    started: watch::Sender<usize>,
     finished: AtomicUsize,
+}
+
+impl Counts {
+    fn new() -> Arc<Counts> {
+        Arc::new(Counts {
+            started: watch::Sender::new(0),
+            finished: AtomicUsize::new(0),
+        })
+    }
+
+    fn started(&self) -> usize {
+        *self.started.borrow()
+    }
+
+    /// Waits until at least `n` handlers have started.
+    async fn until_started(&self, n: usize) {
+        let mut started = self.started.subscribe();
+        tokio::time::timeout(wait::GUARD, started.wait_for(|s| *s >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{n} handlers did not start"))
+            .unwrap();
+    }
 }
 
 /// `/work/slow` sleeps `ms` and echoes it; the counts say how many handlers
@@ -22,7 +51,7 @@ fn slow_router(counts: Arc<Counts>) -> Router {
     router.pull("/work/slow", move |_: Ctx, ms: u64| {
         let counts = counts.clone();
         async move {
-            counts.started.fetch_add(1, Ordering::SeqCst);
+            counts.started.send_modify(|s| *s += 1);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             counts.finished.fetch_add(1, Ordering::SeqCst);
             Ok::<_, Status>(ms)
@@ -31,19 +60,9 @@ fn slow_router(counts: Arc<Counts>) -> Router {
     router
 }
 
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..2000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("gave up waiting until {what}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn shutdown_under_load_loses_no_reply_that_was_already_being_handled() {
-    let counts = Arc::new(Counts::default());
+    let counts = Counts::new();
     let server = Peer::new(PeerConfig::default(), slow_router(counts.clone()));
     let addr = server.listen("127.0.0.1:0").await.unwrap();
     let client = Peer::new(PeerConfig::default(), Router::new());
@@ -80,10 +99,7 @@ async fn shutdown_under_load_loses_no_reply_that_was_already_being_handled() {
             ok
         }));
     }
-    wait_until("many handlers ran", || {
-        counts.started.load(Ordering::SeqCst) >= 500
-    })
-    .await;
+    counts.until_started(500).await;
 
     let summary = server.shutdown(Duration::from_secs(20)).await;
     assert_eq!(summary.sessions, 4);
@@ -95,7 +111,7 @@ async fn shutdown_under_load_loses_no_reply_that_was_already_being_handled() {
     for worker in workers {
         ok += worker.await.unwrap();
     }
-    let started = counts.started.load(Ordering::SeqCst);
+    let started = counts.started();
     assert_eq!(
         counts.finished.load(Ordering::SeqCst),
         started,
@@ -107,9 +123,9 @@ async fn shutdown_under_load_loses_no_reply_that_was_already_being_handled() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn shutdown_deadline_closes_sessions_whose_handlers_run_too_long() {
-    let counts = Arc::new(Counts::default());
+    let counts = Counts::new();
     let server = Peer::new(PeerConfig::default(), slow_router(counts.clone()));
     let addr = server.listen("127.0.0.1:0").await.unwrap();
     let client = Peer::new(PeerConfig::default(), Router::new());
@@ -119,10 +135,7 @@ async fn shutdown_deadline_closes_sessions_whose_handlers_run_too_long() {
         let session = session.clone();
         tokio::spawn(async move { session.pull::<_, u64>("/work/slow", &600_000u64).await })
     };
-    wait_until("the handler started", || {
-        counts.started.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    counts.until_started(1).await;
 
     let summary = server.shutdown(Duration::from_millis(100)).await;
     assert_eq!(summary.sessions, 1);
@@ -144,7 +157,10 @@ async fn shutdown_stops_listening_and_refuses_new_dials() {
     let summary = server.shutdown(Duration::from_secs(1)).await;
     assert_eq!(summary.sessions, 0);
     assert!(server.is_closing());
-    wait_until("the listener closed", || server.listen_addrs().is_empty()).await;
+    // Polled: the accept loop drops its listener after `shutdown` returns,
+    // and the peer has no event for that (a `Peer::closed()` future that
+    // resolves once every accept loop has ended would be one).
+    wait::poll_until("the listener closed", || server.listen_addrs().is_empty()).await;
 
     let client = Peer::new(PeerConfig::default(), Router::new());
     assert!(client.dial(addr).await.is_err(), "nothing listens any more");
@@ -154,9 +170,9 @@ async fn shutdown_stops_listening_and_refuses_new_dials() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn session_shutdown_flushes_the_running_reply_and_closes_cleanly() {
-    let counts = Arc::new(Counts::default());
+    let counts = Counts::new();
     let server = Peer::new(PeerConfig::default(), slow_router(counts.clone()));
     let addr = server.listen("127.0.0.1:0").await.unwrap();
     let client = Peer::new(PeerConfig::default(), Router::new());
@@ -166,10 +182,7 @@ async fn session_shutdown_flushes_the_running_reply_and_closes_cleanly() {
         let session = session.clone();
         tokio::spawn(async move { session.pull::<_, u64>("/work/slow", &100u64).await })
     };
-    wait_until("the handler started", || {
-        counts.started.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    counts.until_started(1).await;
     let server_side = server.sessions().pop().unwrap();
     assert!(
         server_side.shutdown(Duration::from_secs(10)).await,
@@ -191,9 +204,9 @@ async fn session_shutdown_flushes_the_running_reply_and_closes_cleanly() {
     assert_eq!(again.pull::<_, u64>("/work/slow", &1u64).await.unwrap(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn run_shuts_down_when_a_terminate_is_raised_from_code() {
-    let counts = Arc::new(Counts::default());
+    let counts = Counts::new();
     let server = Peer::new(PeerConfig::default(), slow_router(counts.clone()));
     let addr = server.listen("127.0.0.1:0").await.unwrap();
     let signals = Signals::new().unwrap();
@@ -209,10 +222,7 @@ async fn run_shuts_down_when_a_terminate_is_raised_from_code() {
         let session = session.clone();
         tokio::spawn(async move { session.pull::<_, u64>("/work/slow", &100u64).await })
     };
-    wait_until("the handler started", || {
-        counts.started.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    counts.until_started(1).await;
     handle.raise(Signal::Terminate);
 
     match running.await.unwrap() {

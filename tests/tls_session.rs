@@ -4,7 +4,6 @@
 //! graceful shutdown over TLS.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use teleport::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -199,14 +198,14 @@ async fn a_tls_dialer_refuses_untrusted_misnamed_or_plain_servers() {
     assert_eq!(client.session_count() + quick.session_count(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: the handler's 150 ms pass without taking real time.
+#[tokio::test(start_paused = true)]
 async fn a_graceful_shutdown_over_tls_delivers_the_running_reply() {
     let id = identity();
-    let started = Arc::new(AtomicUsize::new(0));
+    let (started_tx, mut started) = mpsc::unbounded_channel();
     let mut router = Router::new();
-    let s = started.clone();
     router.pull("/work/slow", move |_: Ctx, ms: u64| {
-        s.fetch_add(1, Ordering::SeqCst);
+        let _ = started_tx.send(());
         async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok::<_, Status>(ms)
@@ -226,9 +225,10 @@ async fn a_graceful_shutdown_over_tls_delivers_the_running_reply() {
         let session = session.clone();
         tokio::spawn(async move { session.pull::<_, u64>("/work/slow", &150u64).await })
     };
-    while started.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(10), started.recv())
+        .await
+        .expect("the handler starts")
+        .unwrap();
     let summary = server.shutdown(Duration::from_secs(10)).await;
     assert_eq!((summary.sessions, summary.forced), (1, 0));
     assert_eq!(call.await.unwrap().unwrap(), 150);

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use teleport::{CodecId, Ctx, Error, Peer, PeerConfig, Router, Session, Status};
+use tokio::sync::{Notify, mpsc};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -105,16 +106,38 @@ struct Counters {
     pushes_sent: AtomicU64,
     pushes_failed: AtomicU64,
     pushes_received: AtomicU64,
+    /// Signalled each time a push arrives.
+    push_arrived: Notify,
 }
 
-fn router(received: Arc<Counters>, prefix: &str) -> Router {
+impl Counters {
+    /// Pushes sent without error that have not arrived yet.
+    fn pushes_in_transit(&self) -> u64 {
+        let sent =
+            self.pushes_sent.load(Ordering::Relaxed) - self.pushes_failed.load(Ordering::Relaxed);
+        sent.saturating_sub(self.pushes_received.load(Ordering::Relaxed))
+    }
+}
+
+/// `/{prefix}/echo` echoes, `/{prefix}/note` counts pushes, and
+/// `/{prefix}/hello` hands its session to `greeted`.
+fn router(
+    received: Arc<Counters>,
+    prefix: &str,
+    greeted: mpsc::UnboundedSender<Session>,
+) -> Router {
     let mut r = Router::new();
     r.pull(
         &format!("/{prefix}/echo"),
         |_: Ctx, body: Vec<u8>| async move { Ok::<_, Status>(body) },
     );
+    r.pull(&format!("/{prefix}/hello"), move |ctx: Ctx, (): ()| {
+        let _ = greeted.send(ctx.session().clone());
+        async { Ok::<_, Status>(()) }
+    });
     r.push(&format!("/{prefix}/note"), move |_: Ctx, _body: Vec<u8>| {
         received.pushes_received.fetch_add(1, Ordering::Relaxed);
+        received.push_arrived.notify_waiters();
         async {}
     });
     r
@@ -187,15 +210,25 @@ pub fn peak_rss_kib() -> Option<u64> {
 /// Runs the soak and reports.
 pub async fn run(cfg: SoakConfig) -> SoakReport {
     let counters = Arc::new(Counters::default());
-    let server = Peer::new(PeerConfig::default(), router(counters.clone(), "server"));
+    let (greeted, mut server_sessions) = mpsc::unbounded_channel();
+    let server = Peer::new(
+        PeerConfig::default(),
+        router(counters.clone(), "server", greeted.clone()),
+    );
     let addr = server.listen("127.0.0.1:0").await.expect("listen");
-    let client = Peer::new(PeerConfig::default(), router(counters.clone(), "client"));
+    let client = Peer::new(
+        PeerConfig::default(),
+        router(counters.clone(), "client", greeted),
+    );
+    // Each session says hello, so the server's end of it is known.
     let mut sessions = Vec::with_capacity(cfg.sessions);
     for _ in 0..cfg.sessions {
-        sessions.push(client.dial(addr).await.expect("dial"));
-    }
-    while server.session_count() < cfg.sessions {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let session = client.dial(addr).await.expect("dial");
+        session
+            .pull::<_, ()>("/server/hello", &())
+            .await
+            .expect("hello");
+        sessions.push(session);
     }
     let per_direction = cfg.calls / (2 * cfg.sessions as u64);
     let started = Instant::now();
@@ -210,7 +243,8 @@ pub async fn run(cfg: SoakConfig) -> SoakReport {
             counters.clone(),
         )));
     }
-    for s in server.sessions() {
+    for _ in 0..cfg.sessions {
+        let s = server_sessions.recv().await.expect("the server's end");
         runs.push(tokio::spawn(drive(
             s,
             "client",
@@ -222,16 +256,20 @@ pub async fn run(cfg: SoakConfig) -> SoakReport {
     for r in runs {
         let _ = r.await;
     }
-    // Pushes are one-way: wait until the last ones are handled.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let sent = counters.pushes_sent.load(Ordering::Relaxed)
-            - counters.pushes_failed.load(Ordering::Relaxed);
-        if counters.pushes_received.load(Ordering::Relaxed) >= sent {
-            break;
+    // Pushes are one-way: wait until the last ones are handled. Those still
+    // missing after 10 s are reported lost.
+    let all_arrived = async {
+        loop {
+            let arrived = counters.push_arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if counters.pushes_in_transit() == 0 {
+                return;
+            }
+            arrived.await;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), all_arrived).await;
     let elapsed = started.elapsed();
     client.close(Duration::from_secs(5)).await;
     server.close(Duration::from_secs(5)).await;
