@@ -178,8 +178,7 @@ impl Peer {
         local: SocketAddr,
         permit: OwnedSemaphorePermit,
     ) -> Session {
-        let session = self.spawn_session(io, remote, local, Some(permit));
-        lock(&self.inner.sessions).insert(session.id(), session.clone());
+        let session = self.spawn_session(io, remote, local, Some(permit), true);
         // A session that got in while the peer started closing (an accept or
         // handshake racing `close`) missed its snapshot of the registry: it
         // closes itself, so a closed peer never keeps a live session.
@@ -199,7 +198,7 @@ impl Peer {
         local: SocketAddr,
         why: &PeerError,
     ) -> Session {
-        let session = self.spawn_session(io, remote, local, None);
+        let session = self.spawn_session(io, remote, local, None, false);
         session.close_because(why.to_string());
         session
     }
@@ -210,6 +209,7 @@ impl Peer {
         remote: SocketAddr,
         local: SocketAddr,
         permit: Option<OwnedSemaphorePermit>,
+        register: bool,
     ) -> Session {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         crate::session::spawn(
@@ -221,6 +221,13 @@ impl Peer {
             self.inner.config.clone(),
             self.inner.router.clone(),
             permit,
+            |session| {
+                // Registered before its task runs: a session that ends at
+                // once still leaves the registry after joining it.
+                if register {
+                    lock(&self.inner.sessions).insert(session.id(), session.clone());
+                }
+            },
         )
     }
 

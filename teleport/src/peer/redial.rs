@@ -9,9 +9,22 @@
 //! it is connected again. While no session is live, [`Redial::session`]
 //! returns `None` and [`Redial::connected`] waits for the next one.
 //!
-//! Pulls in flight when a session ends are not replayed: they end with
+//! When the remote peer announces it is going away (a graceful shutdown or
+//! restart, see [`Session::is_going_away`]), a fresh session is dialed at
+//! once, without backoff, and becomes the live one; the old session stays
+//! open until the remote side has answered everything written on it.
+//! Calls made on the old session after the notice fail with
+//! [`Error::NotSent`](crate::Error::NotSent): safe to make again on
+//! [`Redial::connected`]'s session.
+//!
+//! Pulls in flight when a session is lost are not replayed: they end with
 //! [`Error::ConnectionClosed`](crate::Error::ConnectionClosed), since only
 //! the application knows whether a call is safe to repeat.
+//!
+//! The `Redial` and its clones are handles of the live session (see
+//! [`Session`]'s lifetime rules): when the last of them is dropped, and no
+//! session it handed out is still held, the session closes and no more
+//! dials are made.
 
 use std::fmt;
 use std::sync::Arc;
@@ -102,6 +115,9 @@ pub enum RedialEvent {
         /// How many sessions this `Redial` has had, this one included.
         generation: u64,
     },
+    /// The remote peer announced it is going away; a fresh session is
+    /// being dialed.
+    GoingAway,
     /// The live session ended.
     Disconnected {
         /// Why, as the session reported it.
@@ -146,13 +162,14 @@ impl fmt::Debug for Redial {
 }
 
 impl Redial {
-    /// The live session, if there is one right now.
+    /// The live session, if there is one right now (one whose remote peer
+    /// is going away no longer counts).
     pub fn session(&self) -> Option<Session> {
         self.inner
             .current
             .borrow()
             .as_ref()
-            .filter(|s| !s.is_closed())
+            .filter(|s| live(s))
             .cloned()
     }
 
@@ -168,7 +185,7 @@ impl Redial {
     pub async fn connected(&self) -> Result<Session, PeerError> {
         let mut rx = self.inner.current.clone();
         loop {
-            if let Some(s) = rx.borrow_and_update().as_ref().filter(|s| !s.is_closed()) {
+            if let Some(s) = rx.borrow_and_update().as_ref().filter(|s| live(s)) {
                 return Ok(s.clone());
             }
             if rx.changed().await.is_err() {
@@ -189,6 +206,11 @@ impl Redial {
             s.close().await;
         }
     }
+}
+
+/// Whether new calls can go on `session`.
+fn live(session: &Session) -> bool {
+    !session.is_closed() && !session.is_going_away()
 }
 
 impl Peer {
@@ -224,16 +246,28 @@ impl Peer {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = session.closed() => {}
+                    // Every `Redial` handle is gone: so is the need for a session.
+                    _ = tx.closed() => return,
+                    _ = session.going_away() => {}
                 }
-                let reason = session.close_reason().unwrap_or("closed").to_owned();
-                tracing::warn!(%addr, %reason, "session lost; reconnecting");
-                let _ = tx.send(None);
-                let _ = events.send(RedialEvent::Disconnected { reason });
+                if session.is_closed() {
+                    let reason = session.close_reason().unwrap_or("closed").to_owned();
+                    tracing::warn!(%addr, %reason, "session lost; reconnecting");
+                    let _ = tx.send(None);
+                    let _ = events.send(RedialEvent::Disconnected { reason });
+                } else {
+                    tracing::info!(%addr, session = session.id(), "the remote peer is going away; dialing a fresh session");
+                    let _ = tx.send(None);
+                    let _ = events.send(RedialEvent::GoingAway);
+                    // Keep the old session open until the remote side has
+                    // answered what was written on it and closed it.
+                    let old = session.clone();
+                    tokio::spawn(async move { old.closed().await });
+                }
                 let mut attempt = 0u32;
                 let mut backoff = Backoff::new(policy.initial_backoff, policy.max_backoff);
                 session = loop {
-                    if stop.is_cancelled() || peer.is_closing() {
+                    if stop.is_cancelled() || peer.is_closing() || tx.is_closed() {
                         return;
                     }
                     match peer.dial(addr.as_str()).await {

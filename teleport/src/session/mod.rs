@@ -159,6 +159,8 @@ impl fmt::Debug for Session {
 }
 
 /// Starts the connection task for `io` and returns the session's handle.
+/// `register` runs before the task starts, so the session is in its peer's
+/// registry before it can serve a call or end (and leave it).
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site, in peer/mod.rs, that names each part"
@@ -172,6 +174,7 @@ pub(crate) fn spawn<S>(
     config: Arc<PeerConfig>,
     router: Arc<Router>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    register: impl FnOnce(&Session),
 ) -> Session
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -205,6 +208,7 @@ where
         _handle: None,
     };
     let connection = connection::Connection::new(io, session.clone(), cmd_rx, router, permit);
+    register(&session);
     tokio::spawn(connection);
     session
 }
