@@ -15,19 +15,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use wait::GUARD;
 use teleport::frame::{Frame, FrameCodec, Header, HeaderCodec, Kind};
 use teleport::{Ctx, Error, Peer, PeerConfig, Router, Session, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::{Decoder, Encoder};
+use wait::GUARD;
 
 /// A server with `/slow` (reports it started, then waits for `release`)
 /// and `/echo`.
-async fn server(
-    release: Arc<Notify>,
-) -> (Peer, std::net::SocketAddr, mpsc::UnboundedReceiver<()>) {
+async fn server(release: Arc<Notify>) -> (Peer, std::net::SocketAddr, mpsc::UnboundedReceiver<()>) {
     let (started_tx, started) = mpsc::unbounded_channel();
     let mut router = Router::new();
     router
@@ -78,12 +76,18 @@ async fn a_draining_server_answers_what_was_written_and_the_client_sends_nothing
 
     guarded("the client hears the notice", session.going_away()).await;
     assert!(session.is_going_away());
-    assert!(!session.is_closed(), "the session stays open while draining");
+    assert!(
+        !session.is_closed(),
+        "the session stays open while draining"
+    );
     let err = session
         .pull::<_, String>("/echo", &"new")
         .await
         .unwrap_err();
-    assert!(err.is_not_sent(), "a call after the notice is not sent: {err}");
+    assert!(
+        err.is_not_sent(),
+        "a call after the notice is not sent: {err}"
+    );
     let err = session.push("/echo", &"new").await.unwrap_err();
     assert!(matches!(err, Error::NotSent { .. }), "{err}");
 
@@ -128,7 +132,13 @@ async fn a_draining_server_waits_for_the_replies_to_its_own_pulls() {
     };
     guarded("the client hears the notice", session.going_away()).await;
     release.notify_one();
-    assert_eq!(guarded("the server's pull", server_pull).await.unwrap().unwrap(), 7);
+    assert_eq!(
+        guarded("the server's pull", server_pull)
+            .await
+            .unwrap()
+            .unwrap(),
+        7
+    );
     assert!(drained.await.unwrap());
     guarded("the session ends", session.closed()).await;
 }
@@ -142,13 +152,20 @@ async fn write_frame(socket: &mut TcpStream, kind: Kind, seq: u64, uri: &str, bo
     }
     let mut buf = BytesMut::new();
     FrameCodec::default()
-        .encode(&Frame::new(HeaderCodec::Protobuf, header, body.to_vec()), &mut buf)
+        .encode(
+            &Frame::new(HeaderCodec::Protobuf, header, body.to_vec()),
+            &mut buf,
+        )
         .unwrap();
     socket.write_all(&buf).await.unwrap();
 }
 
 /// Reads frames until the server closes the connection.
-async fn read_until_eof(socket: &mut TcpStream, frames: &mut Vec<Frame>, until: impl Fn(&[Frame]) -> bool) {
+async fn read_until_eof(
+    socket: &mut TcpStream,
+    frames: &mut Vec<Frame>,
+    until: impl Fn(&[Frame]) -> bool,
+) {
     let mut codec = FrameCodec::default();
     let mut buf = BytesMut::new();
     loop {
@@ -191,10 +208,21 @@ async fn a_v2_client_that_cannot_hear_the_notice_gets_a_reply_to_every_pull_read
     // The Go client's application writes one more pull, then its read loop
     // answers the unknown URI with 404, as Go v2.0 does.
     write_frame(&mut socket, Kind::Pull, 1, "/echo", b"j\"b\"").await;
-    write_frame(&mut socket, Kind::Reply, notice.header.seq, &notice.header.uri, b"").await;
+    write_frame(
+        &mut socket,
+        Kind::Reply,
+        notice.header.seq,
+        &notice.header.uri,
+        b"",
+    )
+    .await;
     release.notify_one();
 
-    guarded("replies, then the end of the stream", read_until_eof(&mut socket, &mut frames, |_| false)).await;
+    guarded(
+        "replies, then the end of the stream",
+        read_until_eof(&mut socket, &mut frames, |_| false),
+    )
+    .await;
     let mut replies: Vec<(u64, i32, Vec<u8>)> = frames
         .iter()
         .map(|f| (f.header.seq, f.header.status_code, f.body.to_vec()))
@@ -243,7 +271,13 @@ async fn dropping_a_redial_closes_its_session() {
         .dial_with_reconnect(addr.to_string(), Default::default())
         .await
         .unwrap();
-    let _: String = redial.connected().await.unwrap().pull("/echo", &"x").await.unwrap();
+    let _: String = redial
+        .connected()
+        .await
+        .unwrap()
+        .pull("/echo", &"x")
+        .await
+        .unwrap();
     let accepted = accepted(&server);
     drop(redial);
     guarded("the server sees the end of the stream", accepted.closed()).await;
@@ -264,7 +298,9 @@ async fn a_redial_moves_to_a_fresh_session_when_the_remote_goes_away() {
     let drained = tokio::spawn(async move { accepted.shutdown(Duration::from_secs(30)).await });
     let second = guarded("a fresh session", async {
         loop {
-            if let teleport::peer::RedialEvent::Connected { session, .. } = events.recv().await.unwrap() {
+            if let teleport::peer::RedialEvent::Connected { session, .. } =
+                events.recv().await.unwrap()
+            {
                 return session;
             }
         }
@@ -272,7 +308,13 @@ async fn a_redial_moves_to_a_fresh_session_when_the_remote_goes_away() {
     .await;
     assert_ne!(first.id(), second.id());
     assert!(first.is_going_away());
-    let echoed: String = redial.connected().await.unwrap().pull("/echo", &"y").await.unwrap();
+    let echoed: String = redial
+        .connected()
+        .await
+        .unwrap()
+        .pull("/echo", &"y")
+        .await
+        .unwrap();
     assert_eq!(echoed, "y");
     assert!(drained.await.unwrap());
     guarded("the old session ends", first.closed()).await;
