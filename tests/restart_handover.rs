@@ -12,87 +12,18 @@
 //! of `/admin/restart`), and finally stopped with SIGTERM.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "support/process.rs"]
+mod process;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use process::{GUARD, parse_serving, start_server};
 use teleport::{Peer, PeerConfig, Router};
-use tokio::sync::{Notify, mpsc};
-
-/// How long the test waits for any one thing the servers do. Real time:
-/// the servers are other processes, whose clocks a test cannot pause.
-const GUARD: Duration = Duration::from_secs(30);
-
-/// Kills whatever server process is still running when the test ends,
-/// passing or failing.
-struct Processes {
-    /// The first server process, until the test waits for its exit.
-    first: Option<Child>,
-    pids: Mutex<Vec<i32>>,
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for pid in self.pids.lock().unwrap().iter() {
-            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
-        }
-        if let Some(first) = &mut self.first {
-            let _ = first.kill();
-            let _ = first.wait();
-        }
-    }
-}
-
-/// Lines the server processes print, read on a thread. Two processes write
-/// to the same pipe, so their lines interleave in any order: a line is
-/// looked for among those already read before waiting for more.
-struct Lines {
-    rx: mpsc::UnboundedReceiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    async fn next_matching(&mut self, prefix: &str) -> String {
-        if let Some(i) = self.seen.iter().position(|l| l.starts_with(prefix)) {
-            return self.seen.remove(i);
-        }
-        let wait = async {
-            while let Some(line) = self.rx.recv().await {
-                if line.starts_with(prefix) {
-                    return Some(line);
-                }
-                self.seen.push(line);
-            }
-            None
-        };
-        match tokio::time::timeout(GUARD, wait).await {
-            Ok(Some(line)) => line,
-            outcome => panic!(
-                "no line starting with {prefix:?} from the server ({}; other lines: {:?})",
-                if outcome.is_ok() {
-                    "its output ended"
-                } else {
-                    "timed out"
-                },
-                self.seen
-            ),
-        }
-    }
-}
-
-/// `serving 127.0.0.1:PORT pid PID inherited BOOL` → (addr, pid, inherited).
-fn parse_serving(line: &str) -> (String, i32, bool) {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    (
-        words[1].to_owned(),
-        words[3].parse().unwrap(),
-        words[5] == "true",
-    )
-}
+use tokio::sync::Notify;
 
 #[derive(Default)]
 struct Figures {
@@ -130,29 +61,7 @@ impl Figures {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_under_load_hands_the_listener_over_without_failing_new_connections() {
-    let mut first = Command::new(env!("CARGO_BIN_EXE_restart-server"))
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let stdout = first.stdout.take().unwrap();
-    let mut processes = Processes {
-        first: Some(first),
-        pids: Mutex::new(Vec::new()),
-    };
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Lines {
-        rx,
-        seen: Vec::new(),
-    };
+    let (mut processes, mut lines) = start_server(env!("CARGO_BIN_EXE_restart-server"));
     let (addr, old_pid, inherited) = parse_serving(&lines.next_matching("serving").await);
     assert!(!inherited);
     processes.pids.lock().unwrap().push(old_pid);
