@@ -129,6 +129,13 @@ async fn a_plain_tcp_client_on_a_tls_listener_is_refused() {
         err.is_connection_closed(),
         "a plain client is cut off, got {err}"
     );
+    // The TLS listener answered with a TLS alert: the error says so,
+    // instead of reading its bytes as an absurd frame length.
+    let text = err.to_string();
+    assert!(
+        text.contains("not a teleport peer") && text.contains("TLS"),
+        "the error names the protocol: {text}"
+    );
     session.closed().await;
     assert_eq!(
         server.session_count(),

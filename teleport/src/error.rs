@@ -56,6 +56,20 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// The reply was over this peer's size limit: its body was skipped (the
+    /// session stays usable). Raise `PeerConfig::max_frame_size`, or ask
+    /// for less.
+    #[error(
+        "the reply to {uri} of {len} bytes exceeds PeerConfig::max_frame_size ({limit} bytes); it was skipped"
+    )]
+    ReplyTooLarge {
+        /// The URI of the pull.
+        uri: String,
+        /// The size of the reply's body.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The session closed after the call was written and before its reply
     /// arrived: the remote side may or may not have handled it.
     #[error("connection closed: {reason}")]

@@ -42,6 +42,9 @@ pub mod code {
     pub const NOT_FOUND: i32 = 404;
     /// The packet type is not pull, reply or push.
     pub const UNSUPPORTED_TX_TYPE: i32 = 410;
+    /// The body was over the receiver's `PeerConfig::max_frame_size` and
+    /// was skipped (teleport; not in Go v2.0's table).
+    pub const PAYLOAD_TOO_LARGE: i32 = 413;
     /// The body codec id is not known to the receiver.
     pub const UNSUPPORTED_CODEC_TYPE: i32 = 415;
     /// A plugin hook failed.
@@ -68,6 +71,7 @@ pub fn standard_text(code: i32) -> Option<&'static str> {
         code::UNAUTHORIZED => "Unauthorized",
         code::NOT_FOUND => "Not Found",
         code::UNSUPPORTED_TX_TYPE => "Unsupported transaction type",
+        code::PAYLOAD_TOO_LARGE => "Payload Too Large",
         code::UNSUPPORTED_CODEC_TYPE => "Unsupported codec type",
         code::FAILED_PLUGIN => "Failed Plugin",
         code::INTERNAL_SERVER_ERROR => "Internal Server Error",

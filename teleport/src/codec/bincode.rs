@@ -14,7 +14,7 @@ fn options() -> impl Options {
 
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
-    out: &mut Vec<u8>,
+    out: impl std::io::Write,
 ) -> Result<(), CodecError> {
     options()
         .serialize_into(out, value)

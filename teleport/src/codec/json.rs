@@ -6,7 +6,7 @@ use super::CodecError;
 
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
-    out: &mut Vec<u8>,
+    out: impl std::io::Write,
 ) -> Result<(), CodecError> {
     serde_json::to_writer(out, value).map_err(|e| CodecError::encode("json", e))
 }

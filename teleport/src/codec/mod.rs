@@ -273,6 +273,75 @@ pub trait Encode {
         codecs: &Codecs,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError>;
+
+    /// Like [`Encode::encode_body`], but `out` may not grow past `limit`
+    /// bytes: [`CodecError::TooLarge`] otherwise. The built-in codecs stop
+    /// as soon as the limit is passed, so a value far over the limit costs
+    /// neither the time nor the memory of encoding it whole; this default
+    /// encodes whole, then checks.
+    fn encode_body_within(
+        &self,
+        codec: CodecId,
+        codecs: &Codecs,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), CodecError> {
+        self.encode_body(codec, codecs, out)?;
+        if out.len() > limit {
+            return Err(CodecError::TooLarge {
+                len: out.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A writer into a `Vec` that refuses to grow it past a limit, so that an
+/// encoder stops at the first byte over it.
+pub(crate) struct Limited<'a> {
+    out: &'a mut Vec<u8>,
+    limit: usize,
+    /// The length the output would have reached, once a write was refused.
+    reached: Option<usize>,
+}
+
+impl<'a> Limited<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>, limit: usize) -> Self {
+        Limited {
+            out,
+            limit,
+            reached: None,
+        }
+    }
+
+    /// Turns an encoder's error into [`CodecError::TooLarge`] when it was
+    /// this writer that stopped it.
+    pub(crate) fn explain(&self, e: CodecError) -> CodecError {
+        match self.reached {
+            Some(len) => CodecError::TooLarge {
+                len,
+                limit: self.limit,
+            },
+            None => e,
+        }
+    }
+}
+
+impl std::io::Write for Limited<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let len = self.out.len() + buf.len();
+        if len > self.limit {
+            self.reached = Some(len);
+            return Err(std::io::Error::other("over the frame size limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A value that can be read from a body.
@@ -313,6 +382,32 @@ impl<T: Serialize + ?Sized> Encode for T {
             }),
             other => codecs.custom(other)?.encode(&Sized_(self), out),
         }
+    }
+
+    fn encode_body_within(
+        &self,
+        codec: CodecId,
+        codecs: &Codecs,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), CodecError> {
+        let mut limited = Limited::new(out, limit);
+        let encoded = match codec {
+            CodecId::JSON => json::encode(self, &mut limited),
+            CodecId::BINCODE => bincode::encode(self, &mut limited),
+            _ => {
+                // The string codec and registered codecs encode whole.
+                self.encode_body(codec, codecs, out)?;
+                if out.len() > limit {
+                    return Err(CodecError::TooLarge {
+                        len: out.len(),
+                        limit,
+                    });
+                }
+                return Ok(());
+            }
+        };
+        encoded.map_err(|e| limited.explain(e))
     }
 }
 
@@ -356,10 +451,13 @@ pub fn encode_section<T: Encode + ?Sized>(
     let mut out = Vec::with_capacity(64);
     out.push(codec.0);
     if gzip == 0 {
-        value.encode_body(codec, codecs, &mut out)?;
+        // The codec id byte counts towards the section's size.
+        value.encode_body_within(codec, codecs, &mut out, limit)?;
     } else {
+        // The receiver inflates at most `limit` bytes, so the plain body
+        // has the same limit as the compressed one.
         let mut plain = Vec::with_capacity(64);
-        value.encode_body(codec, codecs, &mut plain)?;
+        value.encode_body_within(codec, codecs, &mut plain, limit)?;
         gzip::compress(gzip, &plain, &mut out)?;
     }
     if out.len() > limit {

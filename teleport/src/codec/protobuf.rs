@@ -41,6 +41,21 @@ impl<M: Message> Encode for Proto<M> {
             .encode(out)
             .map_err(|e| CodecError::encode("protobuf", e))
     }
+
+    fn encode_body_within(
+        &self,
+        codec: CodecId,
+        codecs: &Codecs,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), CodecError> {
+        // prost knows the size before encoding: refuse without encoding.
+        let len = out.len() + self.0.encoded_len();
+        if len > limit {
+            return Err(CodecError::TooLarge { len, limit });
+        }
+        self.encode_body(codec, codecs, out)
+    }
 }
 
 impl<M: Message + Default> Decode for Proto<M> {

@@ -29,6 +29,10 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct FrameCodec {
     max_frame_size: usize,
+    /// No frame decoded yet: a bad first frame may be another protocol.
+    first: bool,
+    /// Bytes of an oversized body still to discard ([`FrameCodec::decode_next`]).
+    skip: usize,
 }
 
 impl Default for FrameCodec {
@@ -37,10 +41,27 @@ impl Default for FrameCodec {
     }
 }
 
+/// What a session reads next: a frame, or the header of a frame whose body
+/// is over the limit and is being skipped.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    Frame(Frame),
+    Oversized {
+        header_codec: HeaderCodec,
+        header: Header,
+        body_len: usize,
+        limit: usize,
+    },
+}
+
 impl FrameCodec {
     /// A codec that refuses headers or bodies larger than `max_frame_size` bytes.
     pub fn new(max_frame_size: usize) -> Self {
-        FrameCodec { max_frame_size }
+        FrameCodec {
+            max_frame_size,
+            first: true,
+            skip: 0,
+        }
     }
 
     /// The configured limit.
@@ -62,6 +83,10 @@ impl FrameCodec {
     /// (`None` before that), without consuming anything. A header that
     /// cannot be read counts as a reply, so that `decode` reports the error.
     pub(crate) fn peek_kind(&self, src: &[u8]) -> Option<Kind> {
+        if self.skip > 0 {
+            // Discarding an oversized body costs nothing: let it proceed.
+            return Some(Kind::Reply);
+        }
         if src.len() < 4 {
             return None;
         }
@@ -77,41 +102,120 @@ impl FrameCodec {
     }
 }
 
-impl Decoder for FrameCodec {
-    type Item = Frame;
-    type Error = FrameError;
+impl FrameCodec {
+    /// Decodes the next frame as a session does: like [`Decoder::decode`],
+    /// except that a frame whose *body* is over the limit does not break the
+    /// stream. Its header is returned as [`Decoded::Oversized`] and its body
+    /// bytes are discarded as they arrive, never buffered. Only a header that
+    /// cannot be read is an error.
+    pub(crate) fn decode_next(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> Result<Option<Decoded>, FrameError> {
+        if self.skip > 0 {
+            let n = self.skip.min(src.len());
+            src.advance(n);
+            self.skip -= n;
+            if self.skip > 0 {
+                return Ok(None);
+            }
+        }
+        self.decode_inner(src, true)
+    }
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    fn decode_inner(
+        &mut self,
+        src: &mut BytesMut,
+        skip_oversized: bool,
+    ) -> Result<Option<Decoded>, FrameError> {
         if src.len() < 4 {
             return Ok(None);
         }
         let header_len = be_u32(src);
         if header_len == 0 {
-            return Err(FrameError::EmptyHeader);
+            return Err(self.not_teleport(src).unwrap_or(FrameError::EmptyHeader));
         }
-        self.check("header", header_len)?;
+        if let Err(e) = self.check("header", header_len) {
+            return Err(self.not_teleport(src).unwrap_or(e));
+        }
         let head = 4 + header_len + 4;
         if src.len() < head {
+            if let Some(e) = self.not_teleport(src) {
+                return Err(e);
+            }
             src.reserve(head - src.len());
             return Ok(None);
         }
+        let header_codec = HeaderCodec::from_id(src[4]).ok_or_else(|| {
+            self.not_teleport(src)
+                .unwrap_or(FrameError::UnknownHeaderCodec(src[4]))
+        })?;
         let body_len = be_u32(&src[4 + header_len..]);
-        self.check("body", body_len)?;
+        if let Err(e) = self.check("body", body_len) {
+            if !skip_oversized {
+                return Err(e);
+            }
+            let header = Header::decode(header_codec, &src[5..4 + header_len])?;
+            src.advance(head);
+            self.first = false;
+            let n = body_len.min(src.len());
+            src.advance(n);
+            self.skip = body_len - n;
+            return Ok(Some(Decoded::Oversized {
+                header_codec,
+                header,
+                body_len,
+                limit: self.max_frame_size,
+            }));
+        }
         let total = head + body_len;
         if src.len() < total {
             src.reserve(total - src.len());
             return Ok(None);
         }
-        let header_codec =
-            HeaderCodec::from_id(src[4]).ok_or(FrameError::UnknownHeaderCodec(src[4]))?;
         let header = Header::decode(header_codec, &src[5..4 + header_len])?;
         src.advance(head);
         let body = src.split_to(body_len).freeze();
-        Ok(Some(Frame {
+        self.first = false;
+        Ok(Some(Decoded::Frame(Frame {
             header_codec,
             header,
             body,
-        }))
+        })))
+    }
+
+    /// Names the protocol the other side speaks, when the first bytes of a
+    /// connection are not a teleport frame but look like a well-known one.
+    fn not_teleport(&self, src: &[u8]) -> Option<FrameError> {
+        if !self.first {
+            return None;
+        }
+        let looks_like = match src {
+            [0x14..=0x17, 0x03, 0x00..=0x04, ..] => {
+                "a TLS record: the remote side expects TLS (dial it with `Peer::dial_tls`, feature `tls`)"
+            }
+            [b'H', b'T', b'T', b'P', ..] => "an HTTP response: the remote side is an HTTP server",
+            [b'G', b'E', b'T', b' ', ..]
+            | [b'P', b'O', b'S', b'T', ..]
+            | [b'P', b'U', b'T', b' ', ..]
+            | [b'H', b'E', b'A', b'D', ..]
+            | [b'P', b'R', b'I', b' ', ..] => "an HTTP request: the remote side is an HTTP client",
+            [b'S', b'S', b'H', b'-', ..] => "an SSH banner: the remote side is an SSH server",
+            _ => return None,
+        };
+        Some(FrameError::NotTeleport { looks_like })
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        match self.decode_inner(src, false)? {
+            Some(Decoded::Frame(frame)) => Ok(Some(frame)),
+            Some(Decoded::Oversized { .. }) | None => Ok(None),
+        }
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
@@ -331,6 +435,74 @@ mod tests {
             "frame body of 17 bytes exceeds the limit of 16 bytes"
         );
         assert_eq!(&buf[..], b"keep", "nothing was written");
+    }
+
+    #[test]
+    fn an_oversized_body_is_skipped_and_the_next_frame_decodes() {
+        let mut wire = BytesMut::new();
+        let mut big = FrameCodec::new(usize::MAX);
+        big.encode(
+            &Frame::new(
+                HeaderCodec::Protobuf,
+                Header::new(Kind::Pull, 7, "/big"),
+                vec![b'j'; 100],
+            ),
+            &mut wire,
+        )
+        .unwrap();
+        big.encode(&sample(), &mut wire).unwrap();
+        for cut in 0..wire.len() {
+            let mut codec = FrameCodec::new(50);
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let mut got = Vec::new();
+            while let Some(d) = codec.decode_next(&mut buf).unwrap() {
+                got.push(d);
+            }
+            buf.extend_from_slice(&wire[cut..]);
+            while let Some(d) = codec.decode_next(&mut buf).unwrap() {
+                got.push(d);
+            }
+            assert_eq!(got.len(), 2, "cut at {cut}");
+            assert!(
+                matches!(&got[0], Decoded::Oversized { header, body_len: 100, limit: 50, .. } if header.seq == 7 && header.uri == "/big"),
+                "cut at {cut}: {:?}",
+                got[0]
+            );
+            assert!(
+                matches!(&got[1], Decoded::Frame(f) if *f == sample()),
+                "cut at {cut}"
+            );
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn first_bytes_of_tls_http_or_ssh_are_named() {
+        for (bytes, word) in [
+            (&b"\x15\x03\x03\x00\x02\x02\x46"[..], "TLS"),
+            (&b"\x16\x03\x01\x02\x00\x01\x00"[..], "TLS"),
+            (&b"HTTP/1.1 400 Bad Request\r\n"[..], "HTTP response"),
+            (&b"GET / HTTP/1.1\r\n"[..], "HTTP request"),
+            (&b"SSH-2.0-OpenSSH_9.2\r\n"[..], "SSH"),
+        ] {
+            let mut codec = FrameCodec::default();
+            let err = codec.decode_next(&mut BytesMut::from(bytes)).unwrap_err();
+            assert!(
+                err.to_string().contains("not a teleport peer") && err.to_string().contains(word),
+                "{err}"
+            );
+        }
+        // After a good frame, a bad length is just a bad length.
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        codec.encode(&sample(), &mut buf).unwrap();
+        buf.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        assert!(codec.decode_next(&mut buf).unwrap().is_some());
+        let err = codec.decode_next(&mut buf).unwrap_err();
+        assert!(
+            matches!(err, FrameError::TooLarge { part: "header", .. }),
+            "{err}"
+        );
     }
 
     #[test]

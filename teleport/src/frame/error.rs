@@ -29,6 +29,13 @@ pub enum FrameError {
         /// What the decoder said.
         reason: String,
     },
+    /// The first bytes of the connection are not a teleport frame but look
+    /// like another protocol.
+    #[error("the remote peer is not a teleport peer: its first bytes look like {looks_like}")]
+    NotTeleport {
+        /// What they look like, and what to do about it.
+        looks_like: &'static str,
+    },
     /// The connection ended in the middle of a frame.
     #[error("connection closed in the middle of a frame ({buffered} bytes buffered)")]
     Truncated {

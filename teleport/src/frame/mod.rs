@@ -24,7 +24,7 @@ mod error;
 mod header;
 
 pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec};
-pub(crate) use codec::{check_size, encode_frame};
+pub(crate) use codec::{Decoded, check_size, encode_frame};
 pub use error::FrameError;
 pub(crate) use header::split_uri;
 pub use header::{Header, HeaderCodec, Kind};

@@ -58,7 +58,6 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
-use tokio_util::codec::Decoder;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::Session;
@@ -66,7 +65,7 @@ use super::inbound::Inbound;
 use super::outbox::{FlushWaiter, Outbox};
 use super::pending::{Pending, Waiter};
 use crate::error::Error;
-use crate::frame::{Frame, FrameCodec, FrameError, Header, HeaderCodec, Kind};
+use crate::frame::{Decoded, Frame, FrameCodec, FrameError, Header, HeaderCodec, Kind};
 use crate::plugin::{self, Plugins};
 use crate::router::Router;
 use crate::status::Status;
@@ -406,9 +405,18 @@ where
                     return Poll::Ready(Ok(progress));
                 }
             }
-            match self.codec.decode(&mut self.rbuf) {
-                Ok(Some(frame)) => {
+            match self.codec.decode_next(&mut self.rbuf) {
+                Ok(Some(Decoded::Frame(frame))) => {
                     self.dispatch(frame);
+                    progress = true;
+                }
+                Ok(Some(Decoded::Oversized {
+                    header_codec,
+                    header,
+                    body_len,
+                    limit,
+                })) => {
+                    self.on_oversized(header_codec, header, body_len, limit);
                     progress = true;
                 }
                 Ok(None) => break,
@@ -500,6 +508,44 @@ where
             }
         }
         None
+    }
+
+    /// A frame whose body is over our limit arrived; its body is being
+    /// skipped, the connection stays usable. A pull is answered with 413, a
+    /// reply ends its pull, a push is dropped.
+    fn on_oversized(
+        &mut self,
+        header_codec: HeaderCodec,
+        header: Header,
+        len: usize,
+        limit: usize,
+    ) {
+        tracing::warn!(session = self.session.id(), remote = %self.session.remote_addr(), uri = %header.uri, kind = ?header.kind, len, limit, "frame body over PeerConfig::max_frame_size skipped");
+        match header.kind {
+            Kind::Pull => {
+                let status = Status::new(
+                    crate::status::code::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the body of {len} bytes exceeds the serving peer's PeerConfig::max_frame_size of {limit} bytes"
+                    ),
+                );
+                self.out.reply(&Frame {
+                    header_codec,
+                    header: header.reply(&status),
+                    body: bytes::Bytes::new(),
+                });
+            }
+            Kind::Reply => {
+                if let Some(reply) = self.pending.take(header.seq) {
+                    let _ = reply.send(Err(Error::ReplyTooLarge {
+                        uri: header.uri,
+                        len,
+                        limit,
+                    }));
+                }
+            }
+            Kind::Push | Kind::Other(_) => {}
+        }
     }
 
     /// Routes one incoming frame: a reply to its waiting pull, anything
