@@ -128,7 +128,9 @@ async fn a_handler_that_never_returns_times_out_the_caller_and_is_dropped_with_i
     });
     let server = Peer::new(PeerConfig::default(), router);
     let addr = server.listen("127.0.0.1:0").await.unwrap();
-    let client = Peer::new(PeerConfig::default(), Router::new());
+    // Without telling the server its deadline (lifecycle_deadline.rs covers
+    // that), as a Go v2.0 caller: the handler lives until the session ends.
+    let client = Peer::new(PeerConfig::default().send_deadlines(false), Router::new());
     let session = client.dial(addr).await.unwrap();
     let err = session
         .pull::<_, ()>("/home/hang", &())

@@ -27,15 +27,19 @@ fn header() -> impl Strategy<Value = Header> {
         -2i32..=9,
         any::<i32>(),
         ".{0,40}",
+        prop_oneof![Just(0u64), any::<u64>()],
     )
-        .prop_map(|(seq, kind, uri, gzip, status_code, status)| Header {
-            seq,
-            kind,
-            uri,
-            gzip,
-            status_code,
-            status,
-        })
+        .prop_map(
+            |(seq, kind, uri, gzip, status_code, status, timeout_ms)| Header {
+                seq,
+                kind,
+                uri,
+                gzip,
+                status_code,
+                status,
+                timeout_ms,
+            },
+        )
 }
 
 fn header_codec() -> impl Strategy<Value = HeaderCodec> {

@@ -13,6 +13,7 @@
 //! | `gzip`        | 4     | int32  |
 //! | `status_code` | 5     | int32  |
 //! | `status`      | 6     | string |
+//! | `timeout_ms`  | 15    | uint64 | (teleport's extension: a pull's remaining time; Go v2.0 skips it)
 
 use bytes::{BufMut, BytesMut};
 use prost::Message;
@@ -116,6 +117,11 @@ pub struct Header {
     pub status_code: i32,
     /// Status text (replies only).
     pub status: String,
+    /// On a pull: how many milliseconds the caller will still wait for the
+    /// reply; 0 for no deadline. Teleport's extension (protobuf field 15,
+    /// JSON key `timeout_ms`), which Go v2.0 peers skip: see
+    /// `docs/PROTOCOL.md`.
+    pub timeout_ms: u64,
 }
 
 impl Default for Kind {
@@ -144,6 +150,7 @@ impl Header {
             gzip: self.gzip,
             status_code: status.code(),
             status: status.text().to_owned(),
+            timeout_ms: 0,
         }
     }
 
@@ -177,6 +184,7 @@ impl Header {
                     gzip: self.gzip,
                     status_code: self.status_code,
                     status: &self.status,
+                    timeout_ms: self.timeout_ms,
                 };
                 // Serializing a struct of integers and strings into memory cannot fail.
                 let _ = serde_json::to_writer(dst.writer(), &json);
@@ -215,6 +223,7 @@ impl Header {
                     gzip: j.gzip,
                     status_code: j.status_code,
                     status: j.status,
+                    timeout_ms: j.timeout_ms,
                 })
             }
         }
@@ -265,6 +274,7 @@ fn decode_proto_fast(mut src: &[u8]) -> Option<Header> {
             0x20 => header.gzip = varint(&mut src)? as i32,
             0x28 => header.status_code = varint(&mut src)? as i32,
             0x32 => header.status = string(&mut src)?,
+            0x78 => header.timeout_ms = varint(&mut src)?,
             _ => return None,
         }
     }
@@ -287,6 +297,8 @@ struct ProtoHeader {
     status_code: i32,
     #[prost(string, tag = "6")]
     status: String,
+    #[prost(uint64, tag = "15")]
+    timeout_ms: u64,
 }
 
 impl From<ProtoHeader> for Header {
@@ -298,6 +310,7 @@ impl From<ProtoHeader> for Header {
             gzip: p.gzip,
             status_code: p.status_code,
             status: p.status,
+            timeout_ms: p.timeout_ms,
         }
     }
 }
@@ -336,6 +349,9 @@ impl ProtoHeaderRef<'_> {
         if !h.status.is_empty() {
             string::encode(6, &h.status, buf);
         }
+        if h.timeout_ms != 0 {
+            uint64::encode(15, &h.timeout_ms, buf);
+        }
     }
 }
 
@@ -361,6 +377,8 @@ struct JsonHeader<'a> {
     status_code: i32,
     #[serde(skip_serializing_if = "str::is_empty")]
     status: &'a str,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    timeout_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -377,6 +395,8 @@ struct JsonHeaderOwned {
     status_code: i32,
     #[serde(default)]
     status: String,
+    #[serde(default)]
+    timeout_ms: u64,
 }
 
 #[cfg(test)]
@@ -387,6 +407,52 @@ mod tests {
         let mut buf = BytesMut::new();
         h.encode(codec, &mut buf);
         Header::decode(codec, &buf).unwrap()
+    }
+
+    /// Go v2.0's header schema: the six fields, nothing else.
+    #[derive(Clone, PartialEq, Message)]
+    struct V2Header {
+        #[prost(uint64, tag = "1")]
+        seq: u64,
+        #[prost(int32, tag = "2")]
+        r#type: i32,
+        #[prost(string, tag = "3")]
+        uri: String,
+        #[prost(int32, tag = "4")]
+        gzip: i32,
+        #[prost(int32, tag = "5")]
+        status_code: i32,
+        #[prost(string, tag = "6")]
+        status: String,
+    }
+
+    #[test]
+    fn a_deadline_is_invisible_to_a_v2_decoder_and_absent_when_zero() {
+        let mut h = Header::new(Kind::Pull, 3, "/home/echo");
+        h.gzip = 5;
+        let mut plain = BytesMut::new();
+        h.encode(HeaderCodec::Protobuf, &mut plain);
+        h.timeout_ms = 1500;
+        let mut extended = BytesMut::new();
+        h.encode(HeaderCodec::Protobuf, &mut extended);
+        assert!(extended.starts_with(&plain), "the extension only appends");
+        // proto3 decoders skip unknown fields: a v2.0 peer sees the same header.
+        let v2 = V2Header::decode(&extended[..]).unwrap();
+        assert_eq!(v2, V2Header::decode(&plain[..]).unwrap());
+        assert_eq!(
+            (v2.seq, v2.r#type, v2.uri.as_str(), v2.gzip),
+            (3, 1, "/home/echo", 5)
+        );
+        assert_eq!(Header::decode(HeaderCodec::Protobuf, &extended).unwrap(), h);
+        assert_eq!(roundtrip(HeaderCodec::Json, &h), h);
+        // Go's encoding/json skips unknown keys the same way.
+        let mut json = BytesMut::new();
+        h.encode(HeaderCodec::Json, &mut json);
+        assert!(
+            std::str::from_utf8(&json)
+                .unwrap()
+                .ends_with(r#","timeout_ms":1500}"#)
+        );
     }
 
     #[test]
@@ -415,6 +481,7 @@ mod tests {
             gzip: -2,
             status_code: 599,
             status: "xerror: ü".into(),
+            timeout_ms: 1234,
         };
         assert_eq!(roundtrip(HeaderCodec::Protobuf, &h), h);
         assert_eq!(roundtrip(HeaderCodec::Json, &h), h);
@@ -430,6 +497,7 @@ mod tests {
             gzip: -2,
             status_code: 599,
             status: "xerror: ü".into(),
+            timeout_ms: 1234,
         };
         let mut buf = BytesMut::new();
         full.encode(HeaderCodec::Protobuf, &mut buf);

@@ -33,10 +33,18 @@ pub struct PeerConfig {
     /// How long a pull waits for its reply unless the call sets its own.
     /// `None` waits until the reply or the end of the session. Default 30 s.
     pub pull_timeout: Option<Duration>,
+    /// Whether a pull with a timeout tells the serving peer how long it
+    /// will wait (a header extension Go v2.0 peers skip, see
+    /// `docs/PROTOCOL.md`), so that a teleport server drops the handler
+    /// once the caller has given up. Turn it off to send pulls
+    /// byte-identical to Go v2.0's. Default true.
+    pub send_deadlines: bool,
     /// How long dialing may take. Default 10 s.
     pub dial_timeout: Duration,
     /// Largest header and largest body accepted or sent, each, in bytes.
-    /// A peer announcing more gets its connection closed. Default 8 MiB.
+    /// A call over it is refused before it is sent ([`Error::TooLarge`](crate::Error::TooLarge));
+    /// an incoming body over it is skipped and its pull answered with 413;
+    /// only a header over it closes the connection. Default 8 MiB.
     pub max_frame_size: usize,
     /// Calls that take longer are logged as warnings. Default 1 s.
     pub slow_call: Option<Duration>,
@@ -82,6 +90,7 @@ impl Default for PeerConfig {
             body_codec: CodecId::JSON,
             gzip: 0,
             pull_timeout: Some(Duration::from_secs(30)),
+            send_deadlines: true,
             dial_timeout: Duration::from_secs(10),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             slow_call: Some(Duration::from_secs(1)),
@@ -145,6 +154,8 @@ setters! {
     gzip: i32;
     /// Sets [`PeerConfig::pull_timeout`].
     pull_timeout: Option<Duration>;
+    /// Sets [`PeerConfig::send_deadlines`].
+    send_deadlines: bool;
     /// Sets [`PeerConfig::dial_timeout`].
     dial_timeout: Duration;
     /// Sets [`PeerConfig::max_frame_size`].

@@ -33,6 +33,8 @@ struct Inner {
     reply_codec: AtomicU16,
     /// `i32::MIN`: same gzip level as the pull.
     reply_gzip: AtomicI32,
+    /// When the caller stops waiting, if its pull said.
+    deadline: Option<tokio::time::Instant>,
 }
 
 const SAME_CODEC: u16 = u16::MAX;
@@ -52,8 +54,12 @@ impl Ctx {
     /// The context of an incoming frame, and its body. The header moves
     /// into the context: no copy of its strings per call.
     pub(crate) fn new(session: Session, frame: Frame) -> (Ctx, Bytes) {
+        let deadline = (frame.header.timeout_ms > 0).then(|| {
+            tokio::time::Instant::now() + std::time::Duration::from_millis(frame.header.timeout_ms)
+        });
         let ctx = Ctx {
             inner: Arc::new(Inner {
+                deadline,
                 session,
                 header_codec: frame.header_codec,
                 body_codec: frame.body_codec().map(CodecId),
@@ -63,6 +69,25 @@ impl Ctx {
             }),
         };
         (ctx, frame.body)
+    }
+
+    /// When the caller of this pull stops waiting for the reply, if it said
+    /// (a teleport caller with a timeout does; Go v2.0 callers never do).
+    /// The handler is dropped at that instant and no reply is sent; a
+    /// handler can use it to bound its own work, or pass what is left on to
+    /// the pulls it makes.
+    ///
+    /// ```no_run
+    /// use teleport::{Ctx, Router, Status};
+    ///
+    /// let mut router = Router::new();
+    /// router.pull("/report", |ctx: Ctx, (): ()| async move {
+    ///     let left = ctx.deadline().map(|d| d - tokio::time::Instant::now());
+    ///     Ok::<_, Status>(format!("{left:?} left"))
+    /// });
+    /// ```
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.inner.deadline
     }
 
     /// The session the call arrived on: push or pull back to the caller through it.

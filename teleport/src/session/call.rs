@@ -302,10 +302,16 @@ impl Session {
         let seq = self.shared.pull_seq.fetch_add(1, Ordering::Relaxed);
         header.seq = seq;
         header.kind = Kind::Pull;
+        let timeout = timeout.or(self.shared.config.pull_timeout);
+        if let Some(t) = timeout.filter(|t| *t != Duration::MAX) {
+            if self.shared.config.send_deadlines {
+                // Whole milliseconds, at least 1: 0 means no deadline.
+                header.timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1);
+            }
+        }
         if !self.shared.config.plugins.is_empty() {
             (header_codec, header, body) = self.before_write(header_codec, header, body)?;
         }
-        let timeout = timeout.or(self.shared.config.pull_timeout);
         let start = Instant::now();
         let (tx, rx) = oneshot::channel();
         let cmd = Command::Pull {

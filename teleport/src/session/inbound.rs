@@ -25,6 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::task::JoinHandle;
+use tokio::time::Sleep;
 
 use super::Session;
 use super::outbox::Outbox;
@@ -119,6 +120,7 @@ impl Inbound {
             tracing::trace!(target: "teleport::call", uri = %frame.header.uri, seq = frame.header.seq, body = %String::from_utf8_lossy(&frame.body), "incoming body");
         }
         let (ctx, body) = Ctx::new(session.clone(), frame);
+        let deadline = ctx.deadline();
         let fut = CatchPanic(handler(ctx.clone(), body));
         let run = if spawn {
             Running::Spawned(tokio::spawn(fut))
@@ -131,6 +133,7 @@ impl Inbound {
             start: Instant::now(),
             in_size,
             plugins: route_plugins,
+            deadline: None,
         };
         // Most inline handlers answer at once: then the call costs no
         // `FuturesUnordered` node and its reply goes out in this same round.
@@ -144,6 +147,8 @@ impl Inbound {
                 return;
             }
         }
+        // Only a handler that did not answer at once needs a timer.
+        task.deadline = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
         self.tasks.push(task);
     }
 
@@ -239,10 +244,14 @@ impl Inbound {
         let header = ctx.header();
         let is_pull = header.kind == Kind::Pull;
         let reply = match result {
-            Ok(reply) => reply,
-            Err(panic) => {
+            Outcome::Done(reply) => reply,
+            Outcome::Panicked(panic) => {
                 tracing::error!(session = session.id(), uri = %header.uri, panic = %panic, "handler panicked");
                 is_pull.then(|| ctx.reply_status(&Status::internal("handler panicked")))
+            }
+            Outcome::Expired => {
+                tracing::debug!(target: "teleport::call", kind = "pull-handle", session = session.id(), remote = %session.remote_addr(), uri = %header.uri, seq = header.seq, cost = ?start.elapsed(), "the caller's deadline passed: handler dropped, no reply");
+                return;
             }
         };
         log_call(session, &ctx, start, in_size, reply.as_ref());
@@ -311,14 +320,27 @@ struct Task {
     in_size: usize,
     /// The route's own plugins (its groups' and its own).
     plugins: Plugins,
+    /// When the caller stops waiting (a pull that carried a deadline and
+    /// did not finish at once).
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
-/// A call whose handler finished (or panicked).
+/// How a handler ended.
+enum Outcome {
+    /// It finished: a pull's reply, or `None` for a push.
+    Done(Option<Frame>),
+    /// It panicked, with this message.
+    Panicked(String),
+    /// The caller's deadline passed first: it was dropped.
+    Expired,
+}
+
+/// A call whose handler ended.
 struct Done {
     ctx: Ctx,
     start: Instant,
     in_size: usize,
-    result: Result<Option<Frame>, String>,
+    result: Outcome,
     plugins: Plugins,
 }
 
@@ -326,12 +348,26 @@ impl Future for Task {
     type Output = Done;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Done> {
-        let result = match &mut self.run {
-            Running::Inline(fut) => std::task::ready!(Pin::new(fut).poll(cx)),
-            Running::Spawned(handle) => match std::task::ready!(Pin::new(handle).poll(cx)) {
-                Ok(result) => result,
-                Err(e) => Err(format!("handler task failed: {e}")),
-            },
+        let expired = self
+            .deadline
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+        let result = if expired {
+            // Drops an inline handler's future with the task; a spawned
+            // one is aborted by `Drop`.
+            Outcome::Expired
+        } else {
+            let ended = match &mut self.run {
+                Running::Inline(fut) => std::task::ready!(Pin::new(fut).poll(cx)),
+                Running::Spawned(handle) => match std::task::ready!(Pin::new(handle).poll(cx)) {
+                    Ok(result) => result,
+                    Err(e) => Err(format!("handler task failed: {e}")),
+                },
+            };
+            match ended {
+                Ok(reply) => Outcome::Done(reply),
+                Err(panic) => Outcome::Panicked(panic),
+            }
         };
         let ctx = self.ctx.take().expect("a task completes once");
         Poll::Ready(Done {
