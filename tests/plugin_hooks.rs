@@ -504,7 +504,7 @@ async fn a_peer_plugin_can_rewrite_the_uri_before_routing() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Status(ref s) if s.code() == 404),
+        matches!(err, Error::Status { ref status, .. } if status.code() == 404),
         "{err}"
     );
 }

@@ -20,9 +20,15 @@ use crate::status::Status;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The remote side replied with a status other than 200.
-    #[error("remote replied with status {0}")]
-    Status(Status),
+    /// The remote side replied with a status other than 200 (or a local
+    /// plugin refused the call with one).
+    #[error("{uri}: the remote peer replied {status}")]
+    Status {
+        /// The URI of the pull.
+        uri: String,
+        /// The code and text of the reply.
+        status: Status,
+    },
     /// No reply arrived within the pull's timeout.
     #[error("pull {uri} timed out after {timeout:?} without a reply")]
     Timeout {
@@ -86,7 +92,7 @@ impl Error {
     /// The status a remote side replied with, if this is [`Error::Status`].
     pub fn status(&self) -> Option<&Status> {
         match self {
-            Error::Status(s) => Some(s),
+            Error::Status { status, .. } => Some(status),
             _ => None,
         }
     }
@@ -130,6 +136,14 @@ impl Error {
         }
     }
 
+    /// A status reply to a call of `uri`.
+    pub(crate) fn remote_status(uri: impl Into<String>, status: Status) -> Self {
+        Error::Status {
+            uri: uri.into(),
+            status,
+        }
+    }
+
     pub(crate) fn closed(reason: impl Into<String>) -> Self {
         Error::ConnectionClosed {
             reason: reason.into(),
@@ -142,7 +156,7 @@ impl Error {
 #[non_exhaustive]
 pub enum PeerError {
     /// Binding a listening socket failed.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         /// The address asked for.
         addr: String,
@@ -150,7 +164,7 @@ pub enum PeerError {
         source: io::Error,
     },
     /// Connecting to a remote peer failed.
-    #[error("cannot dial {addr}: {source}")]
+    #[error("cannot dial {addr}")]
     Dial {
         /// The address dialed.
         addr: String,

@@ -265,7 +265,7 @@ impl Proxy {
                 body: reply.body,
             },
             // A plugin of this peer refused to send the pull: its status.
-            Err(Error::Status(status)) => RawReply::status(status),
+            Err(Error::Status { status, .. }) => RawReply::status(status),
             Err(e @ Error::Timeout { .. }) => {
                 unavailable(&ctx, upstream, Unavailable::Timeout(e.to_string()))
             }

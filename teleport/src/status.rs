@@ -126,6 +126,39 @@ impl Status {
     pub fn internal(text: impl Into<Cow<'static, str>>) -> Self {
         Status::new(code::INTERNAL_SERVER_ERROR, text)
     }
+    /// `500 Internal Server Error` whose text is `error`'s message followed
+    /// by the messages of its sources. For `?` on any error type in a
+    /// handler or service method (`std::io::Error` and, with the `anyhow`
+    /// feature, `anyhow::Error` convert on their own):
+    ///
+    /// ```
+    /// use teleport::Status;
+    ///
+    /// fn port(text: &str) -> Result<u16, Status> {
+    ///     let port = text.trim().parse::<u16>().map_err(Status::from_error)?;
+    ///     Ok(port)
+    /// }
+    /// let err = port("http").unwrap_err();
+    /// assert_eq!((err.code(), err.text()), (500, "invalid digit found in string"));
+    ///
+    /// fn read(path: &str) -> Result<String, Status> {
+    ///     Ok(std::fs::read_to_string(path)?)
+    /// }
+    /// assert_eq!(read("/no/such/file").unwrap_err().code(), 500);
+    /// ```
+    ///
+    /// For another code, build the status yourself:
+    /// `.map_err(|e| Status::new(404, e.to_string()))?`.
+    pub fn from_error<E: std::error::Error>(error: E) -> Self {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Status::internal(text)
+    }
     /// `503 Service Unavailable`.
     pub fn unavailable() -> Self {
         Status::from_code(code::SERVICE_UNAVAILABLE)
@@ -162,6 +195,22 @@ impl std::error::Error for Status {}
 impl From<std::convert::Infallible> for Status {
     fn from(v: std::convert::Infallible) -> Self {
         match v {}
+    }
+}
+
+/// A `500` carrying the error and its sources, so a handler or service
+/// method can use `?` on I/O: see [`Status::from_error`].
+impl From<std::io::Error> for Status {
+    fn from(error: std::io::Error) -> Self {
+        Status::from_error(error)
+    }
+}
+
+#[cfg(feature = "anyhow")]
+impl From<anyhow::Error> for Status {
+    /// A `500` carrying the error and its context chain (`{:#}`).
+    fn from(error: anyhow::Error) -> Self {
+        Status::internal(format!("{error:#}"))
     }
 }
 

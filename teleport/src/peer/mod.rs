@@ -383,7 +383,13 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(failed.to_string().contains("handshake refused"), "{failed}");
+        // The cause is the error's source, not repeated in its message.
+        let cause = std::error::Error::source(&failed).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("handshake refused"), "{failed}");
+        assert!(
+            !failed.to_string().contains("handshake refused"),
+            "{failed}"
+        );
         let session = client.dial(addr).await.unwrap();
         assert_eq!(client.session_count(), 1);
         session.close().await;

@@ -93,7 +93,7 @@ impl Plugin for AuthClient {
                 .await
             {
                 Ok(_) => Ok(()),
-                Err(Error::Status(status)) => Err(status),
+                Err(Error::Status { status, .. }) => Err(status),
                 Err(e) => Err(Status::new(
                     code::UNAUTHORIZED,
                     format!("authentication did not complete: {e}"),

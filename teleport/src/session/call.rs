@@ -276,7 +276,7 @@ impl Session {
         let status = reply.header.status_code;
         // Go v2.0 always sets 200; 0 (the field left out) is read as success too.
         if status != crate::status::code::OK && status != 0 {
-            return Err(Error::Status(reply.header.status()));
+            return Err(Error::remote_status(uri, reply.header.status()));
         }
         let config = &self.shared.config;
         Ok(decode_section(
@@ -363,7 +363,7 @@ impl Session {
             let cost = start.elapsed();
             let status = match &result {
                 Ok(f) => f.header.status_code,
-                Err(Error::Status(s)) => s.code(),
+                Err(Error::Status { status, .. }) => status.code(),
                 Err(_) => 0,
             };
             tracing::debug!(target: "teleport::call", kind = "pull-launch", session = self.id(), remote = %self.remote_addr(), %uri, seq, status, ?cost, ok = result.is_ok());
@@ -424,7 +424,7 @@ impl Session {
             body,
         };
         crate::plugin::before_write(&self.shared.config.plugins, self, &mut frame)
-            .map_err(Error::Status)?;
+            .map_err(|status| Error::remote_status(frame.header.uri.clone(), status))?;
         Ok((frame.header_codec, frame.header, frame.body))
     }
 }

@@ -271,7 +271,13 @@ where
                 match self.read(cx) {
                     Poll::Ready(Ok(true)) => progress = true,
                     Poll::Ready(Ok(false)) | Poll::Pending => {}
-                    Poll::Ready(Err(reason)) => return Poll::Ready(reason),
+                    Poll::Ready(Err(reason)) => {
+                        // The remote side may only have shut down its
+                        // writing half: what we queued for it (replies to
+                        // what it sent last) still gets one try.
+                        let _ = self.write(cx);
+                        return Poll::Ready(reason);
+                    }
                 }
             }
 
@@ -581,7 +587,8 @@ where
                 if frame.header.kind == Kind::Reply {
                     refusal.log(&self.session, &frame.header);
                     if let Some(reply) = self.pending.take(frame.header.seq) {
-                        let _ = reply.send(Err(Error::Status(refusal.status)));
+                        let uri = std::mem::take(&mut frame.header.uri);
+                        let _ = reply.send(Err(Error::remote_status(uri, refusal.status)));
                     }
                 } else {
                     self.inbound.refuse(
@@ -613,7 +620,8 @@ where
                 plugin::read_routed(&self.plugins, &Plugins::new(), &self.session, &mut frame)
             {
                 refusal.log(&self.session, &frame.header);
-                let _ = reply.send(Err(Error::Status(refusal.status)));
+                let uri = std::mem::take(&mut frame.header.uri);
+                let _ = reply.send(Err(Error::remote_status(uri, refusal.status)));
                 return;
             }
         }
