@@ -262,7 +262,7 @@ impl Session {
     /// Whether the remote peer announced that it is going away (it is
     /// shutting down or restarting): no new call is written on this session
     /// any more, and calls made on it fail at once with
-    /// [`Error::NotSent`](crate::Error::NotSent), safe to retry elsewhere.
+    /// [`Error::NotSent`], safe to retry elsewhere.
     /// Calls already written still get their replies.
     ///
     /// ```no_run
@@ -371,7 +371,7 @@ impl Session {
     /// answering everything the remote side wrote before it heard that,
     /// waits for the replies to this side's own pulls, then shuts the
     /// connection down. New pulls on this session fail with
-    /// [`Error::NotSent`](crate::Error::NotSent) meanwhile. If that takes
+    /// [`Error::NotSent`] meanwhile. If that takes
     /// longer than `deadline`, the session is closed at once as by
     /// [`Session::close`], dropping the handlers still running and ending
     /// the pulls still waiting with [`Error::ConnectionClosed`]. The wire
