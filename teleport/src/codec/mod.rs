@@ -1,5 +1,8 @@
 //! Body codecs: how a typed value becomes the bytes of a frame body, and back.
 //!
+//! (About a fifth of this file is its tests; the codec trait, the registry
+//! and the section encoding they all go through are one concept.)
+//!
 //! A frame body starts with one byte naming its codec, chosen per message:
 //!
 //! | id  | codec    | values                                                   |

@@ -1,4 +1,6 @@
 //! [`FrameCodec`]: a `tokio_util::codec` Decoder and Encoder for v2.0 frames.
+//!
+//! (Over 200 of its lines are tests that split frames at every byte.)
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};

@@ -1,5 +1,7 @@
 //! The packet header: sequence number, kind, URI, gzip level and status.
 //!
+//! (A quarter of this file is its tests, which pin the bytes Go writes.)
+//!
 //! The header is encoded with its own codec, named by the byte in front of
 //! it: `p` (protobuf, what Go Teleport's samples use) or `j` (JSON). Both
 //! follow proto3 rules: fields holding their zero value are left out, so the

@@ -1,5 +1,8 @@
 //! Calls: pulls and pushes, their per-call options, and how they are sent.
 //!
+//! (Longer than most files: the builders, their futures and the send path
+//! are one concept, a call from the caller's side, and read best together.)
+//!
 //! [`Session::pull`] and [`Session::push`] return builders ([`Pull`],
 //! [`Push`]) whose options (body codec, header codec, gzip level, timeout)
 //! are the fields of [`CallOptions`]; every setter is written once, in

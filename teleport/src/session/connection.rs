@@ -1,5 +1,10 @@
 //! The connection task: one task per session that owns the socket.
 //!
+//! (This file is longer than most: the loop, its state table, and the few
+//! routines that move a session between states belong together, so that one
+//! reading shows every way a connection can end. What it delegates has rooms
+//! of its own: `outbox`, `pending`, `inbound`.)
+//!
 //! It does everything that touches the connection, in one place and without
 //! locks, in rounds: take the commands callers queued (pulls and pushes to
 //! send) into the [`Outbox`], collect the handlers that finished (their
