@@ -20,6 +20,8 @@
 //! - [`peer`]: listening, dialing, the session registry, configuration.
 //! - [`plugin`]: hooks at every stage of a session and its messages, and the
 //!   shipped plugins: auth, heartbeat, URI aliases, metrics.
+//! - [`discovery`]: service names resolved to changing sets of endpoints
+//!   (static list, DNS, etcd with the `etcd` feature).
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
 //! - `tls` (feature `tls`): TLS on listening and dialing with rustls.
@@ -50,6 +52,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod codec;
+pub mod discovery;
 mod error;
 pub mod frame;
 pub mod graceful;
