@@ -22,6 +22,10 @@
 //!   shipped plugins: auth, heartbeat, URI aliases, metrics.
 //! - [`discovery`]: service names resolved to changing sets of endpoints
 //!   (static list, DNS, etcd with the `etcd` feature).
+//! - [`balance`]: a client over every live endpoint of a service: load
+//!   balancing, ejection, safe retries.
+//! - [`Caller`]: what calls go over, one [`Session`] or a
+//!   [`Balanced`](balance::Balanced) client; generated clients take either.
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
 //! - `tls` (feature `tls`): TLS on listening and dialing with rustls.
@@ -51,6 +55,8 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+pub mod balance;
+mod caller;
 pub mod codec;
 pub mod discovery;
 mod error;
@@ -65,6 +71,7 @@ pub mod status;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+pub use caller::Caller;
 pub use codec::{CodecId, Proto};
 pub use error::{Error, PeerError};
 pub use frame::{Header, HeaderCodec, Kind};

@@ -12,7 +12,7 @@ pub use std::result::Result;
 pub use std::sync::Arc;
 
 pub use crate::router::{Group, to_snake_case};
-pub use crate::{CallOptions, Ctx, Error, Router, Session, Status};
+pub use crate::{CallOptions, Caller, Ctx, Error, Router, Session, Status};
 
 /// A client's group prefix, normalized the way [`Router::group`] does: one
 /// leading slash, no trailing slash; `None` for no prefix.
