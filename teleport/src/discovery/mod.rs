@@ -17,7 +17,7 @@
 //! | --- | --- | --- |
 //! | [`StaticResolver`] | a list given in code (the default, no infrastructure) | when you call [`StaticResolver::set`] |
 //! | [`DnsResolver`] | `host:port` looked up with the system resolver | re-resolved every interval |
-//! | `EtcdResolver` (feature `etcd`) | keys under a prefix in etcd, written by [`etcd::Registration`](crate::discovery) | pushed by an etcd watch |
+//! | `EtcdResolver` (feature `etcd`) | keys under a prefix in etcd, written by `Registration` | pushed by an etcd watch |
 //!
 //! ```
 //! use teleport::discovery::{Endpoint, Resolver, StaticResolver};
@@ -41,6 +41,8 @@
 //! ```
 
 mod dns;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod fixed;
 
 use std::collections::BTreeMap;
@@ -56,6 +58,8 @@ use crate::peer::Peer;
 use crate::session::Session;
 
 pub use dns::DnsResolver;
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdClient, EtcdResolver, Registration};
 pub use fixed::StaticResolver;
 
 /// The endpoints of a service at one moment: shared, never mutated (a new
@@ -262,6 +266,10 @@ pub enum DiscoveryError {
         /// The last dial error.
         source: PeerError,
     },
+    /// The etcd registry failed (feature `etcd`).
+    #[cfg(feature = "etcd")]
+    #[error(transparent)]
+    Etcd(#[from] etcd::EtcdError),
 }
 
 /// Dials one live endpoint of `service`: resolves it, then tries its
