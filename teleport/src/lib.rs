@@ -28,6 +28,8 @@
 //!   [`Balanced`](balance::Balanced) client; generated clients take either.
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
+//! - [`gateway`]: gateway mode, one upstream session per client, so the
+//!   upstream's pushes and pulls reach the right client.
 //! - `tls` (feature `tls`): TLS on listening and dialing with rustls.
 //! - [`service`](macro@service): `#[teleport::service]` turns a trait into a
 //!   typed client and a one-call server registration.
@@ -61,6 +63,7 @@ pub mod codec;
 pub mod discovery;
 mod error;
 pub mod frame;
+pub mod gateway;
 pub mod graceful;
 pub mod peer;
 pub mod plugin;

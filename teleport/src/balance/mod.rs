@@ -1,7 +1,7 @@
 //! Client-side load balancing with failover over the endpoints of a service.
 //!
 //! A [`Balanced`] client resolves a service with a
-//! [`Resolver`](crate::discovery::Resolver), keeps one session to every
+//! [`Resolver`] and keeps one session to every
 //! endpoint it can reach, and sends each call over one of them:
 //!
 //! - **Picking**: by default *power of two choices* on calls in flight

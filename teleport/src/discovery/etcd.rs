@@ -16,6 +16,7 @@
 //! needs no `protoc` and no gRPC stack.
 //!
 //! ```no_run
+//! # #![allow(dead_code)]
 //! use std::time::Duration;
 //! use teleport::balance::Balanced;
 //! use teleport::discovery::{Endpoint, EtcdClient, EtcdResolver, Registration};
@@ -130,6 +131,7 @@ pub enum EtcdError {
 /// Requests go to the first endpoint that answers, in the order given.
 ///
 /// ```no_run
+/// # #![allow(dead_code)]
 /// # async fn f() -> Result<(), teleport::discovery::etcd::EtcdError> {
 /// use teleport::discovery::EtcdClient;
 ///
@@ -677,13 +679,14 @@ async fn keep_alive(
 /// whole prefix again and watches on, keeping the last set meanwhile.
 ///
 /// ```no_run
+/// # #![allow(dead_code)]
 /// # async fn f() -> Result<(), teleport::discovery::DiscoveryError> {
 /// use teleport::discovery::{EtcdClient, EtcdResolver, Resolver};
 ///
 /// let resolver = EtcdResolver::new(EtcdClient::new(["127.0.0.1:2379"]));
 /// let mut arith = resolver.resolve("arith").await?;
 /// while arith.changed().await.is_ok() {
-///     println!("arith is now on {:?}", arith.borrow_and_update());
+///     tracing::info!(endpoints = ?arith.borrow_and_update(), "arith moved");
 /// }
 /// # Ok(()) }
 /// ```
