@@ -87,7 +87,8 @@ async fn main() -> ExitCode {
     let client = CounterClient::new(balanced.clone());
 
     let started = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicU64::new(0));
+    let (done, _) = tokio::sync::watch::channel(0u64);
+    let done = Arc::new(done);
     let failed = Arc::new(AtomicU64::new(0));
     let per_server: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
     let mut callers = Vec::new();
@@ -111,19 +112,16 @@ async fn main() -> ExitCode {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                done.fetch_add(1, Ordering::Relaxed);
+                done.send_modify(|n| *n += 1);
             }
         }));
     }
 
-    // Waits until `n` calls have completed (the callers make progress; a
-    // short tick between looks keeps this loop cheap).
+    // Waits until `n` calls have completed.
     let reach = |n: u64| {
-        let done = Arc::clone(&done);
+        let mut done = done.subscribe();
         async move {
-            while done.load(Ordering::Relaxed) < n {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            let _ = done.wait_for(|&d| d >= n).await;
         }
     };
 
@@ -178,7 +176,7 @@ async fn main() -> ExitCode {
         stats.retried, stats.ejected
     );
     let failed = failed.load(Ordering::Relaxed);
-    println!("calls: {}, failed: {failed}", done.load(Ordering::Relaxed));
+    println!("calls: {}, failed: {failed}", *done.borrow());
     balanced.close().await;
     if failed == 0 {
         ExitCode::SUCCESS

@@ -486,3 +486,36 @@ async fn with_no_live_endpoint_a_call_fails_as_not_sent_naming_the_service() {
     .unwrap_err();
     assert!(unknown.to_string().contains("nope"), "{unknown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_calls_for_proxies_go_over_the_service_with_their_bytes() {
+    let (servers, mut notes) = fleet(2).await;
+    let b = balanced(resolver_of(&servers), Strategy::RoundRobin, 2).await;
+    for _ in 0..2 {
+        let reply = b
+            .pull_raw(
+                "/fleet/one",
+                0,
+                bytes::Bytes::from_static(b"j\"hi\""),
+                CallOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.header.status_code, 200);
+        assert_eq!(&reply.body[..], b"j\"HI\"");
+    }
+    b.push_raw(
+        "/fleet/note",
+        0,
+        bytes::Bytes::from_static(b"j\"raw\""),
+        CallOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(notes.recv().await.unwrap().1, "raw");
+    let stats = b.stats();
+    assert!(
+        stats.endpoints.iter().all(|e| e.answered >= 1),
+        "round robin used both: {stats:?}"
+    );
+}

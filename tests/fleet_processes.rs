@@ -143,6 +143,8 @@ async fn spawn(servers: &mut Servers, etcd: Option<(&EtcdClient, &str)>) -> Serv
 /// What the workers saw.
 #[derive(Default)]
 struct Tally {
+    /// Completed calls, for waiting on progress.
+    completed: tokio::sync::watch::Sender<u64>,
     idempotent_ok: AtomicU64,
     plain_ok: AtomicU64,
     idempotent_failed: Mutex<Vec<String>>,
@@ -152,26 +154,31 @@ struct Tally {
 }
 
 impl Tally {
-    fn total(&self) -> u64 {
-        self.idempotent_ok.load(Ordering::Relaxed) + self.plain_ok.load(Ordering::Relaxed)
-    }
-
     fn answered(&self, addr: String) {
         *self.per_endpoint.lock().unwrap().entry(addr).or_insert(0) += 1;
     }
 
-    /// Waits until `n` more calls have completed.
+    /// Counts a completed call, successful or not.
+    fn completed(&self) {
+        self.completed.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until `n` more calls have completed (bounded).
     async fn progress(&self, n: u64) {
-        let target = self.total() + n;
-        let started = Instant::now();
-        while self.total() < target {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
+        let mut completed = self.completed.subscribe();
+        let target = *completed.borrow() + n;
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            completed.wait_for(|&done| done >= target),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
                 "calls stopped completing: {} of {target}",
-                self.total()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+                *self.completed.borrow()
+            )
+        })
+        .expect("the tally lives");
     }
 }
 
@@ -204,6 +211,7 @@ fn workers(
                         Err(e) => tally.plain_failed.lock().unwrap().push(e),
                     }
                 }
+                tally.completed();
             }
         }));
     }

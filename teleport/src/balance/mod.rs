@@ -540,6 +540,50 @@ impl Balanced {
         Caller::push_with(self, uri, arg, CallOptions::default()).await
     }
 
+    /// Pulls with an already-encoded body section on one endpoint and
+    /// returns the reply frame whatever its status: [`Session::pull_raw`]
+    /// over the service, for proxies. Resent elsewhere only if it was
+    /// provably not sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::pull_raw`]; [`Error::NotSent`] when no endpoint took
+    /// the call.
+    pub async fn pull_raw(
+        &self,
+        uri: &str,
+        gzip: i32,
+        body: bytes::Bytes,
+        options: CallOptions,
+    ) -> Result<crate::frame::Frame, Error> {
+        self.call(uri, false, |s| {
+            let body = body.clone();
+            async move { s.pull_raw(uri, gzip, body, options).await }
+        })
+        .await
+    }
+
+    /// Pushes an already-encoded body section on one endpoint
+    /// ([`Session::push_raw`] over the service, for proxies).
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::push_raw`]; [`Error::NotSent`] when no endpoint took
+    /// the push.
+    pub async fn push_raw(
+        &self,
+        uri: &str,
+        gzip: i32,
+        body: bytes::Bytes,
+        options: CallOptions,
+    ) -> Result<(), Error> {
+        self.call(uri, false, |s| {
+            let body = body.clone();
+            async move { s.push_raw(uri, gzip, body, options).await }
+        })
+        .await
+    }
+
     fn pick(&self, tried: &[u64]) -> Option<Arc<Slot>> {
         let snapshot = self.shared.snapshot();
         let usable = |s: &Arc<Slot>| !s.session.is_closed() && !tried.contains(&s.session.id());

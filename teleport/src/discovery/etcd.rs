@@ -815,7 +815,7 @@ mod tests {
     #[test]
     fn prefix_ends_follow_the_etcd_convention() {
         assert_eq!(prefix_end("/a/"), b"/a0");
-        assert_eq!(prefix_end("a\u{7f}"), b"b");
+        assert_eq!(prefix_end("a\u{7f}"), b"a\x80");
         assert_eq!(prefix_end(""), [0]);
     }
 
