@@ -53,10 +53,16 @@ async fn main() {
     }
     let took = started.elapsed();
     let after = rss_kib();
-    println!("sessions: {n} dialed and pinged in {took:?}; the server peer holds {}", server.session_count());
+    println!(
+        "sessions: {n} dialed and pinged in {took:?}; the server peer holds {}",
+        server.session_count()
+    );
     if let (Some(b), Some(a)) = (before, after) {
         let per_end = (a.saturating_sub(b)) as f64 * 1024.0 / (2 * n) as f64;
-        println!("memory: {} KiB for {n} sessions at both ends: {per_end:.0} bytes per session end", a.saturating_sub(b));
+        println!(
+            "memory: {} KiB for {n} sessions at both ends: {per_end:.0} bytes per session end",
+            a.saturating_sub(b)
+        );
     }
     for s in &sessions {
         s.close().await;
@@ -79,9 +85,15 @@ async fn etcd_figures(etcd: teleport::discovery::EtcdClient) {
     let mut latencies = Vec::new();
     for i in 0..200 {
         let t = Instant::now();
-        let reg = Registration::register_under(&etcd, &prefix, "svc", Endpoint::new(format!("10.0.0.1:{}", 1000 + i)), Duration::from_secs(10))
-            .await
-            .expect("register");
+        let reg = Registration::register_under(
+            &etcd,
+            &prefix,
+            "svc",
+            Endpoint::new(format!("10.0.0.1:{}", 1000 + i)),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("register");
         watch.wait_for(|set| set.len() == 1).await.expect("watch");
         latencies.push(t.elapsed());
         reg.deregister().await.expect("deregister");
