@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -66,7 +65,8 @@ trait Fleet {
 
 struct Server {
     id: u32,
-    calls: Arc<AtomicU64>,
+    /// Calls counted so far, for waiting on them.
+    answered: Arc<tokio::sync::watch::Sender<u64>>,
     notes: mpsc::UnboundedSender<(u32, String)>,
 }
 
@@ -100,14 +100,14 @@ impl Fleet for Server {
         Err(Status::new(503, "busy"))
     }
     async fn whoami(&self) -> u32 {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.answered.send_modify(|n| *n += 1);
         // Long enough for calls to overlap, so closing a server catches
         // some in flight.
         tokio::time::sleep(Duration::from_millis(2)).await;
         self.id
     }
     async fn bump(&self) -> u32 {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.answered.send_modify(|n| *n += 1);
         tokio::time::sleep(Duration::from_millis(2)).await;
         self.id
     }
@@ -132,21 +132,25 @@ impl Fleet for Server {
 struct Running {
     peer: Peer,
     addr: String,
-    calls: Arc<AtomicU64>,
+    answered: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 async fn start(id: u32, notes: &mpsc::UnboundedSender<(u32, String)>) -> Running {
-    let calls = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(tokio::sync::watch::channel(0).0);
     let mut router = Router::new();
     FleetServer::new(Server {
         id,
-        calls: Arc::clone(&calls),
+        answered: Arc::clone(&answered),
         notes: notes.clone(),
     })
     .register(&mut router);
     let peer = Peer::new(PeerConfig::default(), router);
     let addr = peer.listen("127.0.0.1:0").await.unwrap().to_string();
-    Running { peer, addr, calls }
+    Running {
+        peer,
+        addr,
+        answered,
+    }
 }
 
 async fn fleet(n: u32) -> (Vec<Running>, mpsc::UnboundedReceiver<(u32, String)>) {
@@ -344,9 +348,13 @@ async fn a_server_that_goes_away_is_ejected_and_no_idempotent_call_fails() {
         }
     });
     // Once server 0 has taken calls, take it down with calls in flight.
-    while servers[0].calls.load(Ordering::Relaxed) < 200 {
-        tokio::task::yield_now().await;
-    }
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        servers[0].answered.subscribe().wait_for(|&n| n >= 200),
+    )
+    .await
+    .expect("server 0 takes calls")
+    .unwrap();
     servers[0].peer.close(Duration::ZERO).await;
     let ejected = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
