@@ -429,6 +429,13 @@ async fn keyed_calls_stick_to_one_server_and_only_the_keys_of_a_removed_one_move
     while b.live_endpoints().len() != 3 {
         let _ = events.recv().await;
     }
+    assert!(
+        !b.stats()
+            .endpoints
+            .iter()
+            .any(|e| e.addr == servers[2].addr),
+        "a removed endpoint's counts are forgotten"
+    );
     let after = owners(b).await;
     for (room, owner) in &before {
         if *owner == 2 {

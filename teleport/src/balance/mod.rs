@@ -177,7 +177,7 @@ pub struct EndpointStats {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BalanceStats {
-    /// Every endpoint seen, live or not, by address.
+    /// Every endpoint the resolver lists, live or not, by address.
     pub endpoints: Vec<EndpointStats>,
     /// Calls resent on another endpoint after a failure.
     pub retried: u64,
@@ -720,6 +720,13 @@ async fn manage(shared: Arc<Shared>, mut watch: EndpointWatch) {
             if !keep {
                 tracing::info!(service = %shared.service, endpoint = %addr, "endpoint removed by the resolver");
                 task.abort();
+                // Forget its counts too: addresses churn (pod IPs), and a
+                // long-lived client must not keep every one it ever saw.
+                shared
+                    .counters
+                    .lock()
+                    .expect("no panic holds this lock")
+                    .remove(addr);
                 shared.event(BalanceEvent::Removed { addr: addr.clone() });
             }
             keep
