@@ -534,3 +534,30 @@ async fn raw_calls_for_proxies_go_over_the_service_with_their_bytes() {
         "round robin used both: {stats:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subsetting_client_connects_to_its_k_endpoints_only() {
+    let (servers, _notes) = fleet(6).await;
+    let peer = Peer::new(PeerConfig::default(), Router::new());
+    let b = Balanced::builder(peer, resolver_of(&servers), "fleet")
+        .subset(2, "client-a")
+        .connect()
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), b.ready(2))
+        .await
+        .unwrap();
+    // Only the subset's endpoints were ever dialed.
+    let dialed: Vec<String> = b.stats().endpoints.into_iter().map(|e| e.addr).collect();
+    assert_eq!(dialed.len(), 2, "{dialed:?}");
+    let counts = spread(&FleetClient::new(b.clone()), 300, 16).await;
+    let answering: std::collections::BTreeSet<String> = counts
+        .keys()
+        .map(|&id| servers[id as usize].addr.clone())
+        .collect();
+    assert_eq!(
+        answering,
+        dialed.into_iter().collect(),
+        "calls go to the subset only"
+    );
+}

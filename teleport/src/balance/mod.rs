@@ -24,6 +24,10 @@
 //!   it may have run, and running it again is harmless. Nothing else is
 //!   resent: a status the server replied, a timeout, or a non-idempotent
 //!   call lost in flight comes back to the caller as it is.
+//! - **Subsetting**: with [`BalancedBuilder::subset`], a client connects to
+//!   the `k` endpoints its id hashes to rather than to all of them, so
+//!   large fleets do not hold a session between every client and every
+//!   instance (see `docs/SCALING.md`).
 //! - **Both ways**: every session is dialed by the [`Peer`] you give, so
 //!   pushes and pulls the servers send back reach that peer's router over
 //!   whichever session carried them, as with [`Peer::dial`].
@@ -196,6 +200,7 @@ pub struct BalancedBuilder {
     wait_for_endpoint: Duration,
     initial_backoff: Duration,
     max_backoff: Duration,
+    subset: Option<(usize, u64)>,
 }
 
 impl std::fmt::Debug for BalancedBuilder {
@@ -205,6 +210,7 @@ impl std::fmt::Debug for BalancedBuilder {
             .field("strategy", &self.strategy)
             .field("max_attempts", &self.max_attempts)
             .field("wait_for_endpoint", &self.wait_for_endpoint)
+            .field("subset", &self.subset.map(|(k, _)| k))
             .finish_non_exhaustive()
     }
 }
@@ -241,6 +247,32 @@ impl BalancedBuilder {
         self
     }
 
+    /// Connects to at most `k` endpoints of the service, not to all of
+    /// them: the `k` that `client_id` hashes to (weighted rendezvous
+    /// hashing over the endpoint set). For large fleets: with 100,000
+    /// clients and 100 instances, every instance would otherwise hold a
+    /// session to every client. Distinct ids spread evenly over the
+    /// instances; when an endpoint leaves, each client that had it takes
+    /// exactly one other, and a new endpoint enters only the subsets it
+    /// wins. Use a stable id (host name, pod name). Keyed calls
+    /// ([`Balanced::with_key`]) then hash over the subset only.
+    ///
+    /// ```no_run
+    /// # #![allow(dead_code)]
+    /// # async fn f(peer: teleport::Peer, resolver: teleport::discovery::StaticResolver) -> Result<(), teleport::discovery::DiscoveryError> {
+    /// use teleport::balance::Balanced;
+    ///
+    /// let arith = Balanced::builder(peer, resolver, "arith")
+    ///     .subset(16, "web-7f9c-2")
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = arith; Ok(()) }
+    /// ```
+    pub fn subset(mut self, k: usize, client_id: impl AsRef<[u8]>) -> Self {
+        self.subset = Some((k.max(1), pick::hash(client_id.as_ref())));
+        self
+    }
+
     /// Resolves the service and starts dialing its endpoints in the
     /// background. Returns at once: calls wait (up to
     /// [`wait_for_endpoint`](Self::wait_for_endpoint)) for the first
@@ -260,6 +292,7 @@ impl BalancedBuilder {
             wait_for_endpoint: self.wait_for_endpoint,
             initial_backoff: self.initial_backoff,
             max_backoff: self.max_backoff,
+            subset: self.subset,
             live: RwLock::new(Arc::from([])),
             live_tx,
             rr: AtomicUsize::new(0),
@@ -286,6 +319,8 @@ struct Shared {
     wait_for_endpoint: Duration,
     initial_backoff: Duration,
     max_backoff: Duration,
+    /// `(k, hash of the client id)`: connect to `k` endpoints only.
+    subset: Option<(usize, u64)>,
     /// The endpoints that take calls; replaced whole on every change.
     live: RwLock<Arc<[Arc<Slot>]>>,
     /// The number of live endpoints, for calls waiting for one.
@@ -395,6 +430,7 @@ impl Balanced {
             wait_for_endpoint: Duration::from_secs(5),
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
+            subset: None,
         }
     }
 
@@ -714,7 +750,10 @@ impl Caller for Balanced {
 async fn manage(shared: Arc<Shared>, mut watch: EndpointWatch) {
     let mut tasks: HashMap<String, AbortHandle> = HashMap::new();
     loop {
-        let set = watch.borrow_and_update().clone();
+        let set = match shared.subset {
+            None => watch.borrow_and_update().clone(),
+            Some((k, client)) => pick::subset(&watch.borrow_and_update(), k, client),
+        };
         tasks.retain(|addr, task| {
             let keep = set.iter().any(|e| &e.addr == addr);
             if !keep {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::Slot;
+use crate::discovery::{Endpoint, Endpoints};
 
 /// How a [`Balanced`](super::Balanced) client picks the endpoint of a call
 /// that carries no key (calls made through
@@ -58,6 +59,20 @@ pub(crate) fn score(key_hash: u64, endpoint_hash: u64, weight: u32) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     f64::from(weight.max(1)) / -u.ln()
+}
+
+/// The `k` endpoints of `set` with the highest rendezvous scores for
+/// `client`: the client's subset. All of them if there are no more than `k`.
+pub(crate) fn subset(set: &[Endpoint], k: usize, client: u64) -> Endpoints {
+    if set.len() <= k {
+        return set.iter().cloned().collect();
+    }
+    let mut scored: Vec<(f64, &Endpoint)> = set
+        .iter()
+        .map(|e| (score(client, hash(e.addr.as_bytes()), e.weight), e))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(k).map(|(_, e)| e.clone()).collect()
 }
 
 /// Picks among `live` (already filtered). `None` when it is empty.
@@ -189,6 +204,47 @@ mod tests {
                 "{addr} owns {n} of 10000 keys"
             );
         }
+    }
+
+    #[test]
+    fn subsets_spread_evenly_and_change_by_one_endpoint_at_most() {
+        let set: Vec<Endpoint> = (0..100)
+            .map(|i| Endpoint::new(format!("10.0.{i}.1:7000")))
+            .collect();
+        let mut load = std::collections::HashMap::new();
+        for client in 0..2_000u32 {
+            let id = hash(format!("client-{client}").as_bytes());
+            let mine = subset(&set, 10, id);
+            assert_eq!(mine.len(), 10);
+            for e in mine.iter() {
+                *load.entry(e.addr.clone()).or_insert(0) += 1;
+            }
+            // One endpoint leaves: a subset that had it swaps it for one
+            // other; one that did not is unchanged.
+            let gone = &set[client as usize % 100];
+            let fewer: Vec<Endpoint> = set
+                .iter()
+                .filter(|e| e.addr != gone.addr)
+                .cloned()
+                .collect();
+            let after = subset(&fewer, 10, id);
+            let kept = mine.iter().filter(|e| after.contains(e)).count();
+            if mine.contains(gone) {
+                assert_eq!(kept, 9, "client-{client}");
+            } else {
+                assert_eq!(kept, 10, "client-{client}");
+            }
+        }
+        // 2,000 clients x 10 = 20,000 sessions over 100 endpoints: 200 each.
+        assert_eq!(load.len(), 100);
+        for (addr, n) in load {
+            assert!((140..=260).contains(&n), "{addr} is in {n} subsets");
+        }
+        assert_eq!(
+            subset(&set[..5], 10, 1).len(),
+            5,
+            "small sets are taken whole"
+        );
     }
 
     #[test]
