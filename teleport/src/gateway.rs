@@ -249,7 +249,9 @@ impl Plugin for Pairing {
     }
 }
 
-/// Closes each session when the other closes.
+/// Closes each session when the other closes, then unpairs them (each
+/// held the other in its extensions: left there, the two would keep each
+/// other alive after both closed).
 ///
 /// Today on close; with the going-away notice, an upstream that announces
 /// it is going away could be answered the same way (close the client, who
@@ -266,5 +268,7 @@ fn link(downstream: Session, upstream: Session) {
                 downstream.close().await;
             }
         }
+        downstream.extensions().remove::<Paired>();
+        upstream.extensions().remove::<Paired>();
     });
 }
