@@ -74,6 +74,9 @@ pub(crate) struct Method {
     pub(crate) kind: Kind,
     /// `#[uri = "/custom"]`: the URI instead of the derived one.
     pub(crate) uri: Option<LitStr>,
+    /// `#[idempotent]`: safe to run twice, so a balanced client may resend
+    /// it after a connection failure.
+    pub(crate) idempotent: Option<Span>,
     /// The signature as written.
     pub(crate) sig: Signature,
     /// The receiver (`&self`, `self`, `&mut self`...), if any.
@@ -168,6 +171,7 @@ impl Service {
         for trait_item in &mut item.items {
             match trait_item {
                 TraitItem::Fn(f) => {
+                    let idempotent = take_idempotent(&mut f.attrs, errors);
                     let (attrs, push_span, uri) = take_method_attrs(&mut f.attrs, errors);
                     f.attrs = attrs.clone();
                     let mut receiver = None;
@@ -190,6 +194,7 @@ impl Service {
                             Kind::Pull
                         },
                         uri,
+                        idempotent,
                         sig: f.sig.clone(),
                         receiver,
                         args: method_args,
@@ -206,6 +211,31 @@ impl Service {
             non_methods,
         }
     }
+}
+
+/// Takes `#[idempotent]` off a method: its span if it was there.
+fn take_idempotent(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<Span> {
+    let mut found = None;
+    attrs.retain(|attr| {
+        if !attr.path().is_ident("idempotent") {
+            return true;
+        }
+        if let Err(e) = attr.meta.require_path_only() {
+            errors.push(syn::Error::new(
+                e.span(),
+                "`#[idempotent]` takes no arguments: write `#[idempotent]`",
+            ));
+        }
+        if found.is_some() {
+            errors.push(syn::Error::new(
+                attr.span(),
+                "`#[idempotent]` is given twice",
+            ));
+        }
+        found = Some(attr.path().span());
+        false
+    });
+    found
 }
 
 /// Splits the macro's own attributes (`#[push]`, `#[uri = ".."]`) from the

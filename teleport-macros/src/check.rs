@@ -182,6 +182,12 @@ fn check_args(method: &Method, errors: &mut Errors) {
 }
 
 fn check_reply(method: &Method, errors: &mut Errors) {
+    if let (Kind::Push, Some(span)) = (method.kind, method.idempotent) {
+        errors.at(
+            span,
+            "`#[idempotent]` marks a pull that may be resent after a connection failure; a `#[push]` is never resent once written: remove `#[idempotent]`",
+        );
+    }
     if method.kind == Kind::Push {
         if let syn::ReturnType::Type(_, ty) = &method.sig.output {
             if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) {

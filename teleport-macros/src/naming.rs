@@ -106,6 +106,7 @@ pub(crate) const CLIENT_RESERVED: &[&str] = &[
     "with_prefix",
     "with_query",
     "session",
+    "caller",
     "options",
 ];
 

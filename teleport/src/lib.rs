@@ -30,8 +30,16 @@
 //! - [`plugin`]: hooks at every stage of a session and its messages
 //!   (`plugin/mod.rs`; running them is `run.rs`), and the shipped plugins:
 //!   auth, heartbeat, URI aliases, metrics.
+//! - [`discovery`]: service names resolved to changing sets of endpoints
+//!   (static list, DNS, etcd with the `etcd` feature).
+//! - [`balance`]: a client over every live endpoint of a service: load
+//!   balancing, ejection, safe retries.
+//! - [`Caller`]: what calls go over, one [`Session`] or a
+//!   [`Balanced`](balance::Balanced) client; generated clients take either.
 //! - [`proxy`]: a reverse proxy that forwards calls by URI prefix without
 //!   decoding their bodies.
+//! - [`gateway`]: gateway mode, one upstream session per client, so the
+//!   upstream's pushes and pulls reach the right client.
 //! - `tls` (feature `tls`): TLS on listening and dialing with rustls.
 //! - [`service`](macro@service): `#[teleport::service]` turns a trait into a
 //!   typed client and a one-call server registration.
@@ -60,9 +68,13 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+pub mod balance;
+mod caller;
 pub mod codec;
+pub mod discovery;
 mod error;
 pub mod frame;
+pub mod gateway;
 pub mod graceful;
 pub mod peer;
 pub mod plugin;
@@ -73,6 +85,7 @@ pub mod status;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+pub use caller::Caller;
 pub use codec::{CodecId, Proto};
 pub use error::{Error, PeerError};
 pub use frame::{Header, HeaderCodec, Kind};

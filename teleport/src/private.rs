@@ -13,7 +13,7 @@ pub use std::sync::Arc;
 
 use crate::router::uri;
 pub use crate::router::{Group, to_snake_case};
-pub use crate::{CallOptions, Ctx, Error, Router, Session, Status};
+pub use crate::{CallOptions, Caller, Ctx, Error, Router, Session, Status};
 
 /// A client's group prefix, normalized the way [`Router::group`] does (by
 /// the same function): one leading slash, no trailing slash; `None` for no

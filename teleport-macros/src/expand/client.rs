@@ -1,5 +1,6 @@
 //! The client: `{Trait}Client`, one method per trait method, each sending
-//! its arguments as a pull or a push over a session.
+//! its arguments as a pull or a push over a `Caller` (a session by default,
+//! or a balanced client).
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -16,7 +17,9 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
 
     let struct_doc = [
         doc(format!(
-            "A client of the [`{trait_ident}`] service: calls its methods on the peer at the other end of a session."
+            "A client of the [`{trait_ident}`] service: calls its methods over a `teleport::Caller`: one session \
+             (the default, `{client}::new(session)`) or a balanced client over every endpoint of the service \
+             (`{client}::new(balanced)`)."
         )),
         doc(""),
         doc(
@@ -30,19 +33,19 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
         #(#struct_doc)*
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         #[allow(dead_code)]
-        #vis struct #client {
-            session: #p::Session,
+        #vis struct #client<C = #p::Session> {
+            caller: C,
             options: #p::CallOptions,
             prefix: #p::Option<#p::Arc<str>>,
             query: #p::Option<#p::Arc<str>>,
         }
 
         #[allow(dead_code)]
-        impl #client {
-            /// A client calling the service on the other end of `session`, with the peer's default call options.
-            #vis fn new(session: #p::Session) -> Self {
+        impl<C: #p::Caller> #client<C> {
+            /// A client calling the service over `caller` (a session, or a balanced client), with the peer's default call options.
+            #vis fn new(caller: C) -> Self {
                 Self {
-                    session,
+                    caller,
                     options: #p::CallOptions::default(),
                     prefix: #p::Option::None,
                     query: #p::Option::None,
@@ -76,9 +79,9 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
                 }
             }
 
-            /// The session the calls go over.
-            #vis fn session(&self) -> &#p::Session {
-                &self.session
+            /// What the calls go over.
+            #vis fn caller(&self) -> &C {
+                &self.caller
             }
 
             /// The options every call of this client uses.
@@ -87,6 +90,14 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
             }
 
             #(#methods)*
+        }
+
+        #[allow(dead_code)]
+        impl #client<#p::Session> {
+            /// The session the calls go over.
+            #vis fn session(&self) -> &#p::Session {
+                &self.caller
+            }
         }
     }
 }
@@ -116,8 +127,18 @@ fn method(route: &Route<'_>, vis: &syn::Visibility, p: &TokenStream) -> TokenStr
         Kind::Pull => {
             let reply = method.reply.body_type();
             (
-                format!("Pulls `{uri_text}` and waits for the reply."),
-                quote_spanned!(span=> self.session.pull_with(&#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await),
+                if method.idempotent.is_some() {
+                    format!(
+                        "Pulls `{uri_text}` and waits for the reply. Idempotent: a balanced caller may resend it to another endpoint when the connection closes with it in flight."
+                    )
+                } else {
+                    format!("Pulls `{uri_text}` and waits for the reply.")
+                },
+                if method.idempotent.is_some() {
+                    quote_spanned!(span=> #p::Caller::pull_idempotent(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await)
+                } else {
+                    quote_spanned!(span=> #p::Caller::pull_with(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await)
+                },
                 quote!(#reply),
             )
         }
@@ -125,7 +146,7 @@ fn method(route: &Route<'_>, vis: &syn::Visibility, p: &TokenStream) -> TokenStr
             format!(
                 "Pushes `{uri_text}` (one-way: returns once the push is queued, not when it is handled)."
             ),
-            quote_spanned!(span=> self.session.push_with(&#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await),
+            quote_spanned!(span=> #p::Caller::push_with(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await),
             quote!(()),
         ),
     };

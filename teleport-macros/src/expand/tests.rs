@@ -102,7 +102,7 @@ fn arguments_travel_as_the_body_a_tuple_or_unit() {
         },
     )
     .to_string();
-    assert!(out.contains("pull_with (& :: teleport :: __private :: uri (& self . prefix , \"/g/shapes/none\" , & self . query) , & ()"), "{out}");
+    assert!(out.contains("pull_with (& self . caller , & :: teleport :: __private :: uri (& self . prefix , \"/g/shapes/none\" , & self . query) , & ()"), "{out}");
     assert!(
         out.contains("\"/g/shapes/one\" , & self . query) , & a ,"),
         "{out}"
@@ -113,4 +113,25 @@ fn arguments_travel_as_the_body_a_tuple_or_unit() {
     );
     assert!(out.contains("\"/custom\""), "{out}");
     assert!(!out.contains("/g/shapes/custom"), "{out}");
+}
+
+#[test]
+fn idempotent_pulls_go_through_the_retrying_call() {
+    let out = super::service(
+        quote!(),
+        quote! {
+            trait Counter {
+                #[idempotent]
+                async fn get(&self) -> u64;
+                async fn bump(&self) -> u64;
+            }
+        },
+    )
+    .to_string();
+    assert!(out.contains("Caller :: pull_idempotent (& self . caller , & :: teleport :: __private :: uri (& self . prefix , \"/counter/get\""), "{out}");
+    assert!(out.contains("Caller :: pull_with (& self . caller , & :: teleport :: __private :: uri (& self . prefix , \"/counter/bump\""), "{out}");
+    assert!(
+        !out.contains("# [idempotent]"),
+        "the attribute is taken off the trait: {out}"
+    );
 }

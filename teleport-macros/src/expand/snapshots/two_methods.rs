@@ -14,23 +14,23 @@ pub trait Home: ::teleport::__private::Send + ::teleport::__private::Sync + 'sta
         text: String,
     ) -> impl ::teleport::__private::Future<Output = ()> + ::teleport::__private::Send;
 }
-#[doc = "A client of the [`Home`] service: calls its methods on the peer at the other end of a session."]
+#[doc = "A client of the [`Home`] service: calls its methods over a `teleport::Caller`: one session (the default, `HomeClient::new(session)`) or a balanced client over every endpoint of the service (`HomeClient::new(balanced)`)."]
 #[doc = ""]
 #[doc = "Cheap to clone: clones share the session. Every method has the trait method's arguments (without the call context) and returns once the reply arrives (pull) or once the push is queued."]
 #[derive(:: core :: clone :: Clone, :: core :: fmt :: Debug)]
 #[allow(dead_code)]
-pub struct HomeClient {
-    session: ::teleport::__private::Session,
+pub struct HomeClient<C = ::teleport::__private::Session> {
+    caller: C,
     options: ::teleport::__private::CallOptions,
     prefix: ::teleport::__private::Option<::teleport::__private::Arc<str>>,
     query: ::teleport::__private::Option<::teleport::__private::Arc<str>>,
 }
 #[allow(dead_code)]
-impl HomeClient {
-    #[doc = r" A client calling the service on the other end of `session`, with the peer's default call options."]
-    pub fn new(session: ::teleport::__private::Session) -> Self {
+impl<C: ::teleport::__private::Caller> HomeClient<C> {
+    #[doc = r" A client calling the service over `caller` (a session, or a balanced client), with the peer's default call options."]
+    pub fn new(caller: C) -> Self {
         Self {
-            session,
+            caller,
             options: ::teleport::__private::CallOptions::default(),
             prefix: ::teleport::__private::Option::None,
             query: ::teleport::__private::Option::None,
@@ -60,9 +60,9 @@ impl HomeClient {
             ..::core::clone::Clone::clone(self)
         }
     }
-    #[doc = r" The session the calls go over."]
-    pub fn session(&self) -> &::teleport::__private::Session {
-        &self.session
+    #[doc = r" What the calls go over."]
+    pub fn caller(&self) -> &C {
+        &self.caller
     }
     #[doc = r" The options every call of this client uses."]
     pub fn options(&self) -> ::teleport::__private::CallOptions {
@@ -79,13 +79,13 @@ impl HomeClient {
         &self,
         text: String,
     ) -> ::teleport::__private::Result<String, ::teleport::__private::Error> {
-        self.session
-            .pull_with(
-                &::teleport::__private::uri(&self.prefix, "/home/echo", &self.query),
-                &text,
-                self.options,
-            )
-            .await
+        ::teleport::__private::Caller::pull_with(
+            &self.caller,
+            &::teleport::__private::uri(&self.prefix, "/home/echo", &self.query),
+            &text,
+            self.options,
+        )
+        .await
     }
     #[doc = r" Leaves a note."]
     #[doc = ""]
@@ -99,13 +99,20 @@ impl HomeClient {
         from: String,
         text: String,
     ) -> ::teleport::__private::Result<(), ::teleport::__private::Error> {
-        self.session
-            .push_with(
-                &::teleport::__private::uri(&self.prefix, "/home/note", &self.query),
-                &(from, text),
-                self.options,
-            )
-            .await
+        ::teleport::__private::Caller::push_with(
+            &self.caller,
+            &::teleport::__private::uri(&self.prefix, "/home/note", &self.query),
+            &(from, text),
+            self.options,
+        )
+        .await
+    }
+}
+#[allow(dead_code)]
+impl HomeClient<::teleport::__private::Session> {
+    #[doc = r" The session the calls go over."]
+    pub fn session(&self) -> &::teleport::__private::Session {
+        &self.caller
     }
 }
 #[doc = "Serves the [`Home`] service: registers an implementation's methods as routes of a router."]
