@@ -24,6 +24,10 @@ pub(crate) struct ListenArgs {
     /// printed as a line with "kind":"pull".
     #[arg(long, value_name = "BODY")]
     pull_reply: Option<String>,
+    /// After connecting, push this URI with this BODY (in --codec): a
+    /// subscription, say. Prints nothing for it.
+    #[arg(long, num_args = 2, value_names = ["URI", "BODY"])]
+    push: Option<Vec<String>>,
     /// Exit after printing this many lines.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
@@ -72,7 +76,22 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), CliError> {
         };
         async move { answer }
     });
+    let first_push = match &args.push {
+        Some(pair) => {
+            let input = body::read_arg(pair.get(1).map(String::as_str))?;
+            let section = body::encode(args.body_opts.codec, input.as_deref(), gzip)?;
+            Some((pair[0].clone(), section))
+        }
+        None => None,
+    };
     let session = args.dial.dial(&args.addr, router).await?;
+    if let Some((uri, section)) = first_push {
+        let options = teleport::CallOptions::default().header_codec(args.dial.header_codec.into());
+        session
+            .push_raw(&uri, gzip, section, options)
+            .await
+            .map_err(|e| CliError::call(&uri, e))?;
+    }
     eprintln!(
         "{}",
         console::style(format!(

@@ -466,6 +466,33 @@ async fn listen_without_pull_reply_answers_404_and_exits_4_when_the_server_leave
     assert_eq!(lines[1]["body"], "bye");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_can_push_first_to_subscribe() {
+    let mut router = Router::new();
+    router.push("/msg/note", |ctx: Ctx, text: String| async move {
+        let _ = ctx
+            .session()
+            .push("/msg/back?from=server", &format!("echo:{text}"))
+            .await;
+    });
+    let (_server, addr) = server_with(PeerConfig::default(), router).await;
+    let out = run(&[
+        "listen",
+        &addr.to_string(),
+        "/msg/back",
+        "--push",
+        "/msg/note",
+        "\"hi\"",
+        "--count",
+        "1",
+    ])
+    .await;
+    assert_exit(&out, 0);
+    let line: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["uri"], "/msg/back?from=server");
+    assert_eq!(line["body"], "echo:hi");
+}
+
 #[cfg(unix)]
 fn interrupt(child: &Child, signal: nix::sys::signal::Signal) {
     let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
