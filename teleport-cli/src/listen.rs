@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use crate::body::{self, BodyOpts};
 use crate::connect::DialOpts;
 use crate::error::CliError;
+use crate::signals::Stop;
 
 /// `tp listen ADDR [PREFIX...]`.
 #[derive(Debug, Args)]
@@ -84,6 +85,7 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), CliError> {
         }
         None => None,
     };
+    let mut stop = Stop::new()?;
     let session = args.dial.dial(&args.addr, router).await?;
     if let Some((uri, section)) = first_push {
         let options = teleport::CallOptions::default().header_codec(args.dial.header_codec.into());
@@ -103,8 +105,6 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), CliError> {
     );
     let mut printed = 0u64;
     let stdout = std::io::stdout();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         if args.count.is_some_and(|n| printed >= n) {
             session.close().await;
@@ -119,7 +119,7 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), CliError> {
                     .map_err(|source| CliError::Io { what: "cannot write to stdout".into(), source })?;
                 printed += 1;
             }
-            _ = &mut ctrl_c => {
+            () = stop.recv() => {
                 session.close().await;
                 return Ok(());
             }

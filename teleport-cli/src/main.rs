@@ -23,6 +23,7 @@ mod error;
 mod frames;
 mod listen;
 mod serve;
+mod signals;
 
 use std::process::ExitCode;
 

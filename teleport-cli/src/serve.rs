@@ -15,6 +15,7 @@ use crate::body;
 use crate::connect::{self, HeaderCodecArg};
 use crate::error::CliError;
 use crate::frames::FrameLog;
+use crate::signals::Stop;
 
 /// `tp serve --addr ADDR`.
 #[derive(Debug, Args)]
@@ -92,6 +93,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
             }
         }));
     }
+    let mut stop = Stop::new()?;
     let peer = Peer::new(config, router);
     let addr = match tls {
         Some(tls) => peer.listen_tls(args.addr.as_str(), tls).await?,
@@ -99,8 +101,6 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     };
     let scheme = if args.cert.is_some() { "tls" } else { "tcp" };
     eprintln!("tp serve: listening on {addr} ({scheme}); every pull is echoed; Ctrl-C stops");
-    let stop = stop_signal();
-    tokio::pin!(stop);
     let stdout = std::io::stdout();
     loop {
         tokio::select! {
@@ -110,28 +110,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
                     .and_then(|()| out.flush())
                     .map_err(|source| CliError::Io { what: "cannot write to stdout".into(), source })?;
             }
-            () = &mut stop => break,
+            () = stop.recv() => break,
         }
     }
     eprintln!("tp serve: stopping");
     peer.shutdown(Duration::from_secs(5)).await;
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM on unix.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// One log line for a call: [`body::call_line`] plus who sent it and sizes.
