@@ -68,12 +68,12 @@ impl CliError {
     /// A call error, with a non-200 status kept apart so that its code and
     /// text are shown as such.
     pub(crate) fn call(uri: &str, e: Error) -> CliError {
-        match e {
-            Error::Status(status) => CliError::Status {
+        match e.status() {
+            Some(status) => CliError::Status {
                 uri: uri.to_owned(),
-                status,
+                status: status.clone(),
             },
-            other => CliError::Call(other),
+            None => CliError::Call(e),
         }
     }
 }
