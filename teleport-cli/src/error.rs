@@ -78,8 +78,24 @@ impl CliError {
     }
 }
 
-/// Prints `tp: error: ...` on stderr, in red on a terminal.
+/// Prints `tp: error: ...` on stderr, in red on a terminal, with the
+/// error's causes (its `source()` chain) that its message does not already
+/// name.
 pub(crate) fn report(e: &CliError) {
     let label = console::style("tp: error:").red().bold().for_stderr();
-    eprintln!("{label} {e}");
+    eprintln!("{label} {}", with_causes(e));
+}
+
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }

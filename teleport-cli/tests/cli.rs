@@ -236,6 +236,13 @@ async fn an_unreachable_peer_exits_3_and_a_silent_one_exits_4() {
         "{}",
         stderr(&out)
     );
+    // The operating system's reason is shown too, once.
+    assert_eq!(
+        stderr(&out).matches("refused").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 
     let (_server, addr) = server().await;
     let out = run(&[
