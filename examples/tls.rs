@@ -91,13 +91,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A name the certificate does not hold is refused during the handshake.
     match client.dial_tls(addr, "other.example", client_config).await {
         Ok(_) => println!("unexpected: a wrong name was accepted"),
-        Err(e) => println!("dialing as other.example fails: {e}"),
+        Err(e) => println!("dialing as other.example fails: {}", with_causes(&e)),
     }
 
     // A graceful close ends the TLS stream with close_notify.
     session.close().await;
     server.shutdown(Duration::from_secs(1)).await;
     Ok(())
+}
+
+/// An error and its causes (the `source()` chain): the reason a TLS dial
+/// failed is the cause of the dial error.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// How a real server reads its certificate chain and key from PEM files.
