@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use bytes::Bytes;
 use clap::Args;
 use teleport::{CallOptions, Router, Session, Status};
 
@@ -9,15 +10,15 @@ use crate::body::{self, BodyOpts};
 use crate::connect::DialOpts;
 use crate::error::CliError;
 
-/// `tp pull ADDR URI [BODY]`.
+/// `tp pull ADDR URI [BODY]` and `tp push ADDR URI [BODY]`.
 #[derive(Debug, Args)]
-pub(crate) struct PullArgs {
+pub(crate) struct CallArgs {
     /// Address of the peer: host:port.
     addr: String,
-    /// URI to pull, with an optional query (`/home/echo?lang=en`).
+    /// URI to call, with an optional query (`/home/echo?lang=en`).
     uri: String,
     /// The body: text in the --codec (JSON by default), @FILE for a file's
-    /// contents, or - for stdin. Left out: a pull without a body.
+    /// contents, or - for stdin. Left out: a call without a body.
     body: Option<String>,
     #[command(flatten)]
     body_opts: BodyOpts,
@@ -25,35 +26,27 @@ pub(crate) struct PullArgs {
     dial: DialOpts,
 }
 
-/// `tp push ADDR URI [BODY]`.
-#[derive(Debug, Args)]
-pub(crate) struct PushArgs {
-    /// Address of the peer: host:port.
-    addr: String,
-    /// URI to push, with an optional query.
-    uri: String,
-    /// The body: text in the --codec (JSON by default), @FILE, or - for stdin.
-    body: Option<String>,
-    #[command(flatten)]
-    body_opts: BodyOpts,
-    #[command(flatten)]
-    dial: DialOpts,
-}
+impl CallArgs {
+    /// Reads and checks the body, then connects: bad input never dials.
+    async fn start(&self) -> Result<(Session, Bytes), CliError> {
+        let input = body::read_arg(self.body.as_deref())?;
+        let section = body::encode(self.body_opts.codec, input.as_deref(), self.body_opts.gzip)?;
+        let session = self.dial.dial(&self.addr, Router::new()).await?;
+        Ok((session, section))
+    }
 
-fn options(dial: &DialOpts) -> CallOptions {
-    CallOptions::default()
-        .header_codec(dial.header_codec.into())
-        .timeout(dial.timeout)
+    fn options(&self) -> CallOptions {
+        CallOptions::default()
+            .header_codec(self.dial.header_codec.into())
+            .timeout(self.dial.timeout)
+    }
 }
 
 /// Pulls once: the reply body on stdout, its status on stderr.
-pub(crate) async fn pull(args: PullArgs) -> Result<(), CliError> {
-    // Read and check the body before connecting: bad input never dials.
-    let input = body::read_arg(args.body.as_deref())?;
-    let section = body::encode(args.body_opts.codec, input.as_deref(), args.body_opts.gzip)?;
-    let session = args.dial.dial(&args.addr, Router::new()).await?;
+pub(crate) async fn pull(args: CallArgs) -> Result<(), CliError> {
+    let (session, section) = args.start().await?;
     let result = session
-        .pull_raw(&args.uri, args.body_opts.gzip, section, options(&args.dial))
+        .pull_raw(&args.uri, args.body_opts.gzip, section, args.options())
         .await;
     let reply = match result {
         Ok(reply) => reply,
@@ -99,12 +92,10 @@ const CLOSED_LOCALLY: &str = "the session was closed locally";
 /// Pushes once and closes the session, which writes every queued frame
 /// before shutting the connection down, so the push is on the wire when
 /// this returns.
-pub(crate) async fn push(args: PushArgs) -> Result<(), CliError> {
-    let input = body::read_arg(args.body.as_deref())?;
-    let section = body::encode(args.body_opts.codec, input.as_deref(), args.body_opts.gzip)?;
-    let session = args.dial.dial(&args.addr, Router::new()).await?;
+pub(crate) async fn push(args: CallArgs) -> Result<(), CliError> {
+    let (session, section) = args.start().await?;
     let result = session
-        .push_raw(&args.uri, args.body_opts.gzip, section, options(&args.dial))
+        .push_raw(&args.uri, args.body_opts.gzip, section, args.options())
         .await;
     if let Err(e) = result {
         session.close().await;

@@ -53,10 +53,10 @@ Logs: set RUST_LOG (for example RUST_LOG=teleport=debug) to see the library's lo
 enum Command {
     /// Pull URI (request/reply) and print the reply body on stdout.
     #[command(after_help = EXIT_CODES)]
-    Pull(call::PullArgs),
+    Pull(call::CallArgs),
     /// Push URI (one-way); returns once the push has been written to the connection.
     #[command(after_help = EXIT_CODES)]
-    Push(call::PushArgs),
+    Push(call::CallArgs),
     /// Dial ADDR and print every push the server sends, one JSON line each, until Ctrl-C.
     #[command(after_help = EXIT_CODES)]
     Listen(listen::ListenArgs),
