@@ -17,6 +17,49 @@ use crate::frame::FrameError;
 use crate::status::Status;
 
 /// Why a pull or push did not succeed.
+///
+/// # Examples
+///
+/// A remote status is one variant among local reasons; the helpers tell
+/// them apart, and [`Error::is_not_sent`] says when a retry is safe.
+///
+/// ```
+/// use std::time::Duration;
+/// use teleport::{Ctx, Error, Peer, PeerConfig, Router, Status};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut router = Router::new();
+/// router
+///     .pull("/home/div", |_: Ctx, [a, b]: [i64; 2]| async move {
+///         a.checked_div(b).ok_or_else(|| Status::new(599, "division by zero"))
+///     })
+///     .pull("/home/slow", |_: Ctx, (): ()| async move {
+///         tokio::time::sleep(Duration::from_secs(60)).await;
+///         Ok::<_, Status>(())
+///     });
+/// let server = Peer::new(PeerConfig::default(), router);
+/// let addr = server.listen("127.0.0.1:0").await?;
+/// let session = Peer::new(PeerConfig::default(), Router::new()).dial(addr).await?;
+///
+/// let err = session.pull::<_, i64>("/home/div", &[1, 0]).await.unwrap_err();
+/// assert_eq!(err.status().map(|s| s.code()), Some(599));
+/// assert!(err.to_string().contains("599 division by zero"));
+///
+/// let err = session
+///     .pull::<_, ()>("/home/slow", &())
+///     .timeout(Duration::from_millis(10))
+///     .await
+///     .unwrap_err();
+/// assert!(err.is_timeout());
+///
+/// session.close().await;
+/// match session.pull::<_, i64>("/home/div", &[4, 2]).await {
+///     Err(Error::NotSent { uri, .. }) => assert_eq!(uri, "/home/div"), // safe to retry
+///     other => panic!("expected NotSent, got {other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -152,6 +195,29 @@ impl Error {
 }
 
 /// Why a peer could not listen, dial or keep a connection.
+///
+/// # Examples
+///
+/// ```
+/// use teleport::{Peer, PeerConfig, PeerError, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // A port that was just free: nothing listens there.
+/// let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = free.local_addr().unwrap();
+/// drop(free);
+///
+/// let peer = Peer::new(PeerConfig::default(), Router::new());
+/// match peer.dial(addr).await {
+///     Err(PeerError::Dial { addr: dialed, source }) => {
+///         assert_eq!(dialed, addr.to_string());
+///         assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
+///     }
+///     other => panic!("expected a dial error, got {other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PeerError {

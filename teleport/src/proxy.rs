@@ -161,6 +161,42 @@ impl Upstream {
 
 /// Forwards pulls and pushes by URI path prefix to [`Upstream`]s. See the
 /// [module docs](self). Cheap to clone.
+///
+/// # Examples
+///
+/// A backend serves `/math/add`; the proxy forwards `/math` to it, and the
+/// client only knows the proxy.
+///
+/// ```
+/// use std::time::Duration;
+/// use teleport::proxy::{Proxy, Upstream};
+/// use teleport::{Ctx, Peer, PeerConfig, Router, Status};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut backend_router = Router::new();
+/// backend_router.pull("/math/add", |_: Ctx, [a, b]: [i64; 2]| async move {
+///     Ok::<_, Status>(a + b)
+/// });
+/// let backend = Peer::new(PeerConfig::default(), backend_router);
+/// let backend_addr = backend.listen("127.0.0.1:0").await?;
+///
+/// let mut router = Router::new();
+/// Proxy::new()
+///     .prefix("/math", Upstream::dial(backend_addr.to_string()))
+///     .timeout(Duration::from_secs(5))
+///     .install(&mut router);
+/// let proxy = Peer::new(PeerConfig::default(), router);
+/// let proxy_addr = proxy.listen("127.0.0.1:0").await?;
+///
+/// let client = Peer::new(PeerConfig::default(), Router::new()).dial(proxy_addr).await?;
+/// let sum: i64 = client.pull("/math/add", &[40, 2]).await?;
+/// assert_eq!(sum, 42);
+/// // No prefix matches and there is no fallback: 404.
+/// let err = client.pull::<_, i64>("/other", &()).await.unwrap_err();
+/// assert_eq!(err.status().map(|s| s.code()), Some(404));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Proxy {
     inner: Arc<Routes>,

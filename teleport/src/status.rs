@@ -20,6 +20,26 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// A status code and its text, as carried by a reply header.
+///
+/// # Examples
+///
+/// A handler fails with a status; the caller gets it back as
+/// [`Error::Status`](crate::Error::Status).
+///
+/// ```
+/// use teleport::status::code;
+/// use teleport::{Ctx, Router, Status};
+///
+/// let not_found = Status::not_found();
+/// assert_eq!((not_found.code(), not_found.text()), (code::NOT_FOUND, "Not Found"));
+/// assert_eq!(Status::new(599, "division by zero").to_string(), "599 division by zero");
+/// assert!(Status::ok().is_ok());
+///
+/// let mut router = Router::new();
+/// router.pull("/home/div", |_: Ctx, [a, b]: [i64; 2]| async move {
+///     a.checked_div(b).ok_or_else(|| Status::new(599, "division by zero"))
+/// });
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Status {
     code: i32,

@@ -140,6 +140,40 @@ pub enum RedialEvent {
 }
 
 /// A session to one address that is dialed again when it ends. Cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// use teleport::peer::{ReconnectPolicy, RedialEvent};
+/// use teleport::{Ctx, Peer, PeerConfig, Router, Status};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut router = Router::new();
+/// router.pull("/home/echo", |_: Ctx, s: String| async move { Ok::<_, Status>(s) });
+/// let server = Peer::new(PeerConfig::default(), router);
+/// let addr = server.listen("127.0.0.1:0").await?;
+///
+/// let client = Peer::new(PeerConfig::default(), Router::new());
+/// let redial = client
+///     .dial_with_reconnect(addr.to_string(), ReconnectPolicy::default())
+///     .await?;
+/// let mut events = redial.events();
+///
+/// // The connection drops (here: the client closes it)...
+/// redial.connected().await?.close().await;
+/// // ...and comes back on its own.
+/// loop {
+///     if let RedialEvent::Connected { .. } = events.recv().await? {
+///         break;
+///     }
+/// }
+/// let session = redial.connected().await?;
+/// let echoed: String = session.pull("/home/echo", &"again").await?;
+/// assert_eq!(echoed, "again");
+/// redial.stop().await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Redial {
     inner: Arc<Inner>,

@@ -151,6 +151,53 @@ pub fn failed(text: impl Into<Cow<'static, str>>) -> Status {
 /// [module docs](self) for the order, the levels and what a failure does.
 ///
 /// Every method has a default that does nothing and succeeds.
+///
+/// # Examples
+///
+/// A peer plugin that counts the pulls its peer sends and refuses those
+/// whose URI asks for `/admin`:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use teleport::frame::Frame;
+/// use teleport::plugin::{self, Plugin};
+/// use teleport::{Ctx, Peer, PeerConfig, Router, Session, Status};
+///
+/// struct Guard {
+///     pulls: Arc<AtomicUsize>,
+/// }
+///
+/// impl Plugin for Guard {
+///     fn name(&self) -> &str {
+///         "guard"
+///     }
+///     fn before_write_pull(&self, _: &Session, frame: &mut Frame) -> Result<(), Status> {
+///         if frame.header.path().starts_with("/admin") {
+///             return Err(plugin::failed("no admin calls from here"));
+///         }
+///         self.pulls.fetch_add(1, Ordering::Relaxed);
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut router = Router::new();
+/// router.pull("/home/echo", |_: Ctx, s: String| async move { Ok::<_, Status>(s) });
+/// let server = Peer::new(PeerConfig::default(), router);
+/// let addr = server.listen("127.0.0.1:0").await?;
+///
+/// let pulls = Arc::new(AtomicUsize::new(0));
+/// let config = PeerConfig::default().plugin(Guard { pulls: pulls.clone() });
+/// let session = Peer::new(config, Router::new()).dial(addr).await?;
+/// let echoed: String = session.pull("/home/echo", &"hi").await?;
+/// assert_eq!(echoed, "hi");
+/// let err = session.pull::<_, ()>("/admin/reset", &()).await.unwrap_err();
+/// assert_eq!(err.status().map(|s| s.code()), Some(424)); // never sent
+/// assert_eq!(pulls.load(Ordering::Relaxed), 1);
+/// # Ok(()) }
+/// ```
 #[allow(unused_variables)]
 pub trait Plugin: Send + Sync + 'static {
     /// A short name for logs. Defaults to the type's name.
