@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::balance::Balanced;
 use crate::error::{Error, PeerError};
 use crate::peer::Peer;
 use crate::router::{Ctx, RawReply, Router, uri};
@@ -63,6 +64,8 @@ pub struct Upstream {
 
 enum Target {
     Session(Session),
+    /// Any live endpoint of a service, picked per call (shared mode).
+    Balanced(Balanced),
     Dial {
         addr: String,
         peer: Option<Peer>,
@@ -79,6 +82,7 @@ impl fmt::Debug for Upstream {
                 .field(&s.remote_addr())
                 .finish(),
             Target::Dial { addr, .. } => f.debug_tuple("Upstream::Dial").field(addr).finish(),
+            Target::Balanced(b) => f.debug_tuple("Upstream::Balanced").field(b).finish(),
         }
     }
 }
@@ -112,6 +116,33 @@ impl Upstream {
         }
     }
 
+    /// Forwards to the live endpoints of a service, one picked per call by
+    /// the [`Balanced`] client (the resolver seam: a static list, DNS or
+    /// etcd). A call that provably never reached an endpoint is resent to
+    /// another; an endpoint going away stops getting calls at once. This
+    /// is the shared mode: any endpoint may serve any call. For sessions
+    /// whose pushes must reach one client, use [`gateway`](crate::gateway).
+    ///
+    /// ```no_run
+    /// use teleport::balance::Balanced;
+    /// use teleport::discovery::StaticResolver;
+    /// use teleport::proxy::{Proxy, Upstream};
+    /// use teleport::{Peer, PeerConfig, Router};
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let resolver = StaticResolver::new().with_service("math", ["10.0.0.1:9090", "10.0.0.2:9090"]);
+    /// let upstreams = Peer::new(PeerConfig::default(), Router::new());
+    /// let math = Balanced::builder(upstreams, resolver, "math").connect().await?;
+    /// let mut router = Router::new();
+    /// Proxy::new().prefix("/math", Upstream::balanced(math)).install(&mut router);
+    /// # Ok(()) }
+    /// ```
+    pub fn balanced(balanced: Balanced) -> Upstream {
+        Upstream {
+            inner: Arc::new(Target::Balanced(balanced)),
+        }
+    }
+
     /// Forwards to `addr`, dialed by `peer` (for instance one with other
     /// codecs, timeouts or plugins than the proxy's own).
     pub fn dial_with(peer: Peer, addr: impl Into<String>) -> Upstream {
@@ -127,6 +158,9 @@ impl Upstream {
     /// The session to forward over, dialing if needed.
     async fn connect(&self, local: &Peer) -> Result<Session, Unavailable> {
         match &*self.inner {
+            Target::Balanced(_) => Err(Unavailable::Bad(
+                "a balanced upstream picks its session per call".to_owned(),
+            )),
             Target::Session(s) if s.is_closed() => Err(Unavailable::Bad(format!(
                 "upstream session to {} is closed",
                 s.remote_addr()
@@ -283,18 +317,23 @@ impl Proxy {
         let Some(upstream) = self.upstream(ctx.path()) else {
             return RawReply::status(Status::not_found());
         };
-        let session = match upstream.connect(ctx.peer()).await {
-            Ok(s) => s,
-            Err(e) => return unavailable(&ctx, upstream, e),
-        };
         let mut options = CallOptions::default().header_codec(ctx.header_codec());
         if let Some(t) = self.inner.timeout {
             options = options.timeout(t);
         }
-        match session
-            .pull_raw(ctx.uri(), ctx.header().gzip, body, options)
-            .await
-        {
+        let forwarded = if let Target::Balanced(b) = &*upstream.inner {
+            b.pull_raw(ctx.uri(), ctx.header().gzip, body, options)
+                .await
+        } else {
+            let session = match upstream.connect(ctx.peer()).await {
+                Ok(s) => s,
+                Err(e) => return unavailable(&ctx, upstream, e),
+            };
+            session
+                .pull_raw(ctx.uri(), ctx.header().gzip, body, options)
+                .await
+        };
+        match forwarded {
             Ok(reply) => RawReply {
                 status: reply.header.status(),
                 gzip: reply.header.gzip,
@@ -316,18 +355,23 @@ impl Proxy {
             tracing::warn!(uri = %ctx.uri(), remote = %ctx.remote_addr(), "push to an unknown URI dropped (no proxy route)");
             return;
         };
-        let session = match upstream.connect(ctx.peer()).await {
-            Ok(s) => s,
-            Err(Unavailable::Bad(e) | Unavailable::Timeout(e)) => {
-                tracing::warn!(uri = %ctx.uri(), ?upstream, error = %e, "push dropped: upstream unavailable");
-                return;
-            }
-        };
         let options = CallOptions::default().header_codec(ctx.header_codec());
-        if let Err(e) = session
-            .push_raw(ctx.uri(), ctx.header().gzip, body, options)
-            .await
-        {
+        let forwarded = if let Target::Balanced(b) = &*upstream.inner {
+            b.push_raw(ctx.uri(), ctx.header().gzip, body, options)
+                .await
+        } else {
+            let session = match upstream.connect(ctx.peer()).await {
+                Ok(s) => s,
+                Err(Unavailable::Bad(e) | Unavailable::Timeout(e)) => {
+                    tracing::warn!(uri = %ctx.uri(), ?upstream, error = %e, "push dropped: upstream unavailable");
+                    return;
+                }
+            };
+            session
+                .push_raw(ctx.uri(), ctx.header().gzip, body, options)
+                .await
+        };
+        if let Err(e) = forwarded {
             tracing::warn!(uri = %ctx.uri(), ?upstream, error = %e, "push dropped: upstream unavailable");
         }
     }

@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Peer;
 use super::backoff::{self, Backoff};
+use crate::discovery::{DiscoveryError, Resolver};
 use crate::error::PeerError;
 use crate::session::Session;
 
@@ -262,6 +263,56 @@ impl Peer {
     ) -> Result<Redial, PeerError> {
         let addr = addr.into();
         let first = self.dial(addr.as_str()).await?;
+        Ok(self.keep(Target::Addr(addr), first, policy))
+    }
+
+    /// Like [`Peer::dial_with_reconnect`], but to a *service*: each dial
+    /// goes to one live endpoint of it, as `resolver` knows them now (a
+    /// static list, DNS, etcd; see [`discovery`](crate::discovery)), so a
+    /// reconnect after a server went away or restarted finds whichever
+    /// instances are up. For calls spread over every endpoint, use a
+    /// [`Balanced`](crate::balance::Balanced) client instead.
+    ///
+    /// ```no_run
+    /// use teleport::discovery::StaticResolver;
+    /// use teleport::peer::ReconnectPolicy;
+    /// use teleport::{Peer, PeerConfig, Router};
+    ///
+    /// # async fn demo() -> Result<(), teleport::discovery::DiscoveryError> {
+    /// let resolver = StaticResolver::new().with_service("chat", ["10.0.0.1:9090", "10.0.0.2:9090"]);
+    /// let peer = Peer::new(PeerConfig::default(), Router::new());
+    /// let chat = peer
+    ///     .dial_service_with_reconnect(resolver, "chat", ReconnectPolicy::default())
+    ///     .await?;
+    /// # let _ = chat; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first dial's [`DiscoveryError`]; later failures are retried and
+    /// reported as [`RedialEvent`]s.
+    pub async fn dial_service_with_reconnect(
+        &self,
+        resolver: impl Resolver,
+        service: impl Into<String>,
+        policy: ReconnectPolicy,
+    ) -> Result<Redial, DiscoveryError> {
+        let target = Target::Service {
+            resolver: Arc::new(resolver),
+            service: service.into(),
+        };
+        let first = match &target {
+            Target::Service { resolver, service } => {
+                crate::discovery::dial(self, resolver.as_ref(), service).await?
+            }
+            Target::Addr(_) => unreachable!("built as a service just above"),
+        };
+        Ok(self.keep(target, first, policy))
+    }
+
+    /// Keeps a session to `target`, starting with `first`.
+    fn keep(&self, target: Target, first: Session, policy: ReconnectPolicy) -> Redial {
+        let addr = target.to_string();
         let (tx, rx) = watch::channel(Some(first.clone()));
         let (events, _) = broadcast::channel(64);
         let redial = Redial {
@@ -304,7 +355,7 @@ impl Peer {
                     if stop.is_cancelled() || peer.is_closing() || tx.is_closed() {
                         return;
                     }
-                    match peer.dial(addr.as_str()).await {
+                    match target.dial(&peer).await {
                         Ok(s) => break s,
                         Err(e) => {
                             attempt += 1;
@@ -336,7 +387,38 @@ impl Peer {
                 });
             }
         });
-        Ok(redial)
+        redial
+    }
+}
+
+/// What a [`Redial`] dials: one address, or any live endpoint of a service.
+enum Target {
+    Addr(String),
+    Service {
+        resolver: Arc<dyn Resolver>,
+        service: String,
+    },
+}
+
+impl Target {
+    async fn dial(&self, peer: &Peer) -> Result<Session, String> {
+        match self {
+            Target::Addr(addr) => peer.dial(addr.as_str()).await.map_err(|e| e.to_string()),
+            Target::Service { resolver, service } => {
+                crate::discovery::dial(peer, resolver.as_ref(), service)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Addr(addr) => f.write_str(addr),
+            Target::Service { service, .. } => write!(f, "service {service}"),
+        }
     }
 }
 
