@@ -123,7 +123,7 @@ async fn run(session: &Session, back_rx: &mut mpsc::UnboundedReceiver<(String, S
 
     let text = "gzip me gzip me gzip me gzip me".to_owned();
     let gz = home
-        .with_options(CallOptions::default().gzip(5))
+        .with_options(CallOptions::default().gzip(teleport::GzipLevel::L5))
         .echo(text.clone())
         .await;
     r.check("pull /home/echo (json, gzip 5)", expect(gz, text));

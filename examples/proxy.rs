@@ -60,7 +60,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(sum, 42);
 
     let long = "teleport ".repeat(100);
-    let echoed: String = session.pull("/math/echo?lang=en", &long).gzip(6).await?;
+    let echoed: String = session
+        .pull("/math/echo?lang=en", &long)
+        .gzip(teleport::GzipLevel::L6)
+        .await?;
     println!(
         "/math/echo?lang=en (gzip 6)  -> {} bytes, ends with {:?}",
         echoed.len(),

@@ -234,7 +234,11 @@ async fn generated_clients_work_over_a_balanced_client_with_every_shape_and_code
     let client = FleetClient::new(b.clone());
     for codec in [CodecId::JSON, CodecId::BINCODE] {
         for gzip in [0, 5] {
-            let c = client.with_options(CallOptions::default().codec(codec).gzip(gzip));
+            let c = client.with_options(
+                CallOptions::default()
+                    .codec(codec)
+                    .gzip(teleport::GzipLevel::new(gzip).unwrap()),
+            );
             let at = format!("codec {codec} gzip {gzip}");
             assert!(c.none().await.unwrap() < 3, "{at}");
             assert_eq!(c.one("hi".into()).await.unwrap(), "HI", "{at}");
@@ -257,7 +261,11 @@ async fn generated_clients_work_over_a_balanced_client_with_every_shape_and_code
     }
     let text = client.with_options(CallOptions::default().codec(CodecId::STRING));
     assert_eq!(text.one("plain".into()).await.unwrap(), "PLAIN");
-    let pb = client.with_options(CallOptions::default().codec(CodecId::PROTOBUF).gzip(5));
+    let pb = client.with_options(
+        CallOptions::default()
+            .codec(CodecId::PROTOBUF)
+            .gzip(teleport::GzipLevel::L5),
+    );
     let Proto(got) = pb
         .proto(Proto(Sample {
             number: 21,

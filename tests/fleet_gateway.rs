@@ -76,7 +76,11 @@ fn upstream_router() -> Router {
                 uri: "/push/record",
                 count,
             };
-            let _ = ctx.session().push("/ack/push", &ack).gzip(5).await;
+            let _ = ctx
+                .session()
+                .push("/ack/push", &ack)
+                .gzip(teleport::GzipLevel::L5)
+                .await;
         },
     );
     r.pull("/pushes/last", |ctx: Ctx, _uri: String| async move {

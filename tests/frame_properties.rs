@@ -115,7 +115,7 @@ proptest! {
         level in prop_oneof![Just(-2), Just(-1), 1i32..=9],
     ) {
         let mut z = Vec::new();
-        gzip::compress(level, &data, &mut z).unwrap();
+        gzip::compress(teleport::GzipLevel::new(level).unwrap(), &data, &mut z).unwrap();
         prop_assert_eq!(gzip::decompress(&z, data.len()).unwrap(), data);
     }
 
@@ -135,11 +135,13 @@ proptest! {
     ) {
         let codecs = Codecs::default();
         for codec in [CodecId::JSON, CodecId::BINCODE] {
-            let section = encode_section(&value, codec, gzip_level, &codecs, 1 << 20).unwrap();
+            let level = teleport::GzipLevel::new(gzip_level).unwrap();
+            let section = encode_section(&value, codec, level, &codecs, 1 << 20).unwrap();
             let back: (i64, String, Vec<u8>) = decode_section(&section, gzip_level, &codecs, 1 << 20).unwrap();
             prop_assert_eq!(&back, &value);
         }
-        let section = encode_section(&value.1, CodecId::STRING, gzip_level, &codecs, 1 << 20).unwrap();
+        let level = teleport::GzipLevel::new(gzip_level).unwrap();
+        let section = encode_section(&value.1, CodecId::STRING, level, &codecs, 1 << 20).unwrap();
         let back: String = decode_section(&section, gzip_level, &codecs, 1 << 20).unwrap();
         prop_assert_eq!(back, value.1);
     }

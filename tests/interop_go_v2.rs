@@ -113,7 +113,7 @@ fn go_sample_router(fallback: Fallback) -> Router {
                 let body = teleport::codec::encode_section(
                     &format!("unknown:{}", ctx.path()),
                     ctx.reply_codec(),
-                    0,
+                    teleport::GzipLevel::NONE,
                     &Default::default(),
                     1 << 20,
                 )
@@ -394,7 +394,7 @@ async fn our_client_sends_go_identical_frames_and_understands_go_replies() {
     assert_eq!(sum, 42);
     let gz: String = s
         .pull("/home/echo", &"gzip me gzip me gzip me gzip me")
-        .gzip(5)
+        .gzip(teleport::GzipLevel::L5)
         .await
         .unwrap();
     assert_eq!(gz, "gzip me gzip me gzip me gzip me");

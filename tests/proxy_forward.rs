@@ -88,7 +88,8 @@ async fn proxy_in_front(proxy: Proxy) -> std::net::SocketAddr {
 }
 
 fn section(text: &str, codec: CodecId, gzip: i32) -> Bytes {
-    encode_section(text, codec, gzip, &Codecs::default(), 1 << 20).unwrap()
+    let level = teleport::GzipLevel::new(gzip).unwrap();
+    encode_section(text, codec, level, &Codecs::default(), 1 << 20).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +143,11 @@ async fn proxied_pulls_pass_header_fields_and_body_bytes_through_unchanged() {
         Some(404),
         "/typed is not a proxied prefix"
     );
-    let echoed: String = session.pull("/raw/echo", &text).gzip(5).await.unwrap();
+    let echoed: String = session
+        .pull("/raw/echo", &text)
+        .gzip(teleport::GzipLevel::L5)
+        .await
+        .unwrap();
     assert_eq!(echoed, text);
 
     // A status other than 200 comes back with its code and text.

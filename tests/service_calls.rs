@@ -117,7 +117,11 @@ async fn every_argument_shape_round_trips_with_json_and_bincode_with_and_without
     let (_server, _peer, client) = shapes().await;
     for codec in [CodecId::JSON, CodecId::BINCODE] {
         for gzip in [0, 5] {
-            let c = client.with_options(CallOptions::default().codec(codec).gzip(gzip));
+            let c = client.with_options(
+                CallOptions::default()
+                    .codec(codec)
+                    .gzip(teleport::GzipLevel::new(gzip).unwrap()),
+            );
             let at = format!("codec {codec} gzip {gzip}");
             assert_eq!(c.none().await.unwrap(), 7, "{at}");
             assert_eq!(c.one("hi".into()).await.unwrap(), "HI", "{at}");
@@ -336,7 +340,10 @@ async fn the_call_context_is_left_out_of_the_client_and_filled_by_the_server() {
 async fn per_call_options_apply_to_a_copy_of_the_client_only() {
     let (_server, _peer, client, _service, _notes) = arith().await;
     let hasty = client.with_options(CallOptions::default().timeout(Duration::from_millis(50)));
-    assert_eq!(hasty.options().timeout, Some(Duration::from_millis(50)));
+    assert_eq!(
+        hasty.options().timeout,
+        Some(Some(Duration::from_millis(50)))
+    );
     let err = hasty.slow(2_000).await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
     // The original client keeps its defaults and the session keeps working.
@@ -473,7 +480,11 @@ async fn protobuf_messages_round_trip_with_the_protobuf_codec() {
     let (_server, _peer, session) = serve(router).await;
     let client = ProtosClient::new(session);
     for gzip in [0, 5] {
-        let pb = client.with_options(CallOptions::default().codec(CodecId::PROTOBUF).gzip(gzip));
+        let pb = client.with_options(
+            CallOptions::default()
+                .codec(CodecId::PROTOBUF)
+                .gzip(teleport::GzipLevel::new(gzip).unwrap()),
+        );
         let Proto(got) = pb
             .double(Proto(Sample {
                 number: 21,

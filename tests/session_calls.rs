@@ -47,7 +47,7 @@ async fn pull_round_trips_with_every_codec_with_and_without_gzip() {
             let got: String = session
                 .pull("/home/echo", &text)
                 .codec(codec)
-                .gzip(gzip)
+                .gzip(teleport::GzipLevel::new(gzip).unwrap())
                 .await
                 .unwrap();
             assert_eq!(got, text, "codec {codec} gzip {gzip}");

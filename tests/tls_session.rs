@@ -91,7 +91,11 @@ async fn pulls_and_pushes_round_trip_over_tls() {
     let text = "over tls ".repeat(2000);
     let got: String = session.pull("/home/echo", &text).await.unwrap();
     assert_eq!(got, text);
-    let got: String = session.pull("/home/echo", &text).gzip(6).await.unwrap();
+    let got: String = session
+        .pull("/home/echo", &text)
+        .gzip(teleport::GzipLevel::L6)
+        .await
+        .unwrap();
     assert_eq!(got, text);
     session.push("/msg/note", &"hi").await.unwrap();
     let back = tokio::time::timeout(Duration::from_secs(10), back_rx.recv())

@@ -129,7 +129,7 @@ impl Servers {
             }
             System::TeleportJson => teleport(CallOptions::default().codec(CodecId::JSON)).await,
             System::TeleportJsonGzip => {
-                teleport(CallOptions::default().codec(CodecId::JSON).gzip(1)).await
+                teleport(CallOptions::default().codec(CodecId::JSON).gzip(teleport::GzipLevel::L1)).await
             }
             System::Tarpc => Client::Tarpc(
                 tarpc_echo::connect(self.tarpc)

@@ -10,7 +10,7 @@ use std::io::{IsTerminal, Read};
 use bytes::Bytes;
 use clap::Args;
 use serde_json::{Map, Value};
-use teleport::codec::gzip;
+use teleport::codec::{GzipLevel, gzip};
 use teleport::frame::Frame;
 use teleport::{CodecId, Ctx};
 
@@ -115,10 +115,12 @@ pub(crate) fn encode(
     };
     let mut section = Vec::with_capacity(payload.len() + 1);
     section.push(codec.0.0);
-    if level == 0 {
+    let gzip_level =
+        GzipLevel::new(level).map_err(|e| CliError::Input(format!("--gzip {level}: {e}")))?;
+    if gzip_level.is_none() {
         section.extend_from_slice(payload);
     } else {
-        gzip::compress(level, payload, &mut section)
+        gzip::compress(gzip_level, payload, &mut section)
             .map_err(|e| CliError::Input(format!("--gzip {level}: {e}")))?;
     }
     Ok(Bytes::from(section))

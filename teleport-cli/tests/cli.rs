@@ -98,8 +98,7 @@ fn router() -> Router {
             Ok::<_, Status>(v)
         })
         .pull("/home/text", |ctx: Ctx, s: String| async move {
-            // Replies compressed at the level the pull came with.
-            ctx.set_reply_gzip(ctx.header().gzip);
+            // Replies compressed at the level the pull came with (the default).
             Ok::<_, Status>(format!(
                 "{s}|gzip={}|header={:?}",
                 ctx.header().gzip,
@@ -420,7 +419,7 @@ async fn listen_prints_each_push_as_a_json_line_and_answers_pulls() {
     session.push("/other/skip", &json!({"n": 2})).await.unwrap();
     session
         .push("/msg/back?from=server", &"two")
-        .gzip(5)
+        .gzip(teleport::GzipLevel::L5)
         .await
         .unwrap();
 
@@ -593,7 +592,7 @@ async fn serve_echoes_every_pull_and_logs_every_call() {
     let got: String = session
         .pull("/other", &"zipped")
         .codec(teleport::CodecId::STRING)
-        .gzip(4)
+        .gzip(teleport::GzipLevel::L4)
         .await
         .unwrap();
     assert_eq!(got, "zipped");

@@ -7,15 +7,21 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_main};
-use teleport::codec::{CodecId, Codecs, decode_section, encode_section};
+use teleport::codec::{CodecId, Codecs, GzipLevel, decode_section, encode_section};
 use teleport::frame::{Frame, FrameCodec, Header, HeaderCodec, Kind};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// A pull frame as a session sends it: protobuf header, bincode body section.
 fn pull_frame(payload: usize) -> Frame {
     let text = "x".repeat(payload);
-    let body = encode_section(&text, CodecId::BINCODE, 0, &Codecs::default(), usize::MAX)
-        .expect("a string encodes");
+    let body = encode_section(
+        &text,
+        CodecId::BINCODE,
+        GzipLevel::NONE,
+        &Codecs::default(),
+        usize::MAX,
+    )
+    .expect("a string encodes");
     Frame::new(
         HeaderCodec::Protobuf,
         Header::new(Kind::Pull, 123_456, "/bench/echo"),
@@ -59,8 +65,8 @@ fn gzip_body(c: &mut Criterion) {
         .map(|i| format!("{{\"k\":{i},\"v\":\"teleport\"}}"))
         .collect();
     let codecs = Codecs::default();
-    let section =
-        encode_section(&text, CodecId::JSON, 5, &codecs, usize::MAX).expect("a string encodes");
+    let section = encode_section(&text, CodecId::JSON, GzipLevel::L5, &codecs, usize::MAX)
+        .expect("a string encodes");
     let mut group = c.benchmark_group("gzip_body");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.bench_function("decode", |b| {

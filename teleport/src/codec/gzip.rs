@@ -14,35 +14,126 @@ use flate2::{Compression, Crc, Decompress, FlushDecompress, Status};
 
 use super::CodecError;
 
-/// The compression for a header gzip level, or an error for a level outside
-/// `-2..=9`. Level 0 means "no compression" and is not passed here.
-fn compression(level: i32) -> Result<Compression, CodecError> {
-    match level {
-        1..=9 => Ok(Compression::new(level as u32)),
-        // Go's DefaultCompression.
-        -1 => Ok(Compression::default()),
-        // Go's HuffmanOnly; flate2 has no such mode, its fastest level is the nearest.
-        -2 => Ok(Compression::fast()),
-        other => Err(CodecError::InvalidGzipLevel(other)),
+/// The gzip level a body is sent with, checked when it is made: 0 (none),
+/// 1 (fastest) to 9 (smallest), -1 (zlib's default) or -2 (Huffman only),
+/// the levels Go's `compress/gzip` accepts. A level set on a call, a peer or
+/// a reply is a `GzipLevel`, so a bad one is refused where it is written,
+/// not when a body is compressed.
+///
+/// ```
+/// use teleport::codec::GzipLevel;
+///
+/// assert_eq!(GzipLevel::L5.get(), 5);
+/// assert_eq!(GzipLevel::new(9).unwrap(), GzipLevel::BEST);
+/// let err = GzipLevel::new(12).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid gzip level 12: expected 0 (none), 1..=9, -1 (default) or -2 (huffman only)"
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct GzipLevel(i8);
+
+impl GzipLevel {
+    /// No compression (the default).
+    pub const NONE: GzipLevel = GzipLevel(0);
+    /// Level 1, the fastest.
+    pub const L1: GzipLevel = GzipLevel(1);
+    /// Level 2.
+    pub const L2: GzipLevel = GzipLevel(2);
+    /// Level 3.
+    pub const L3: GzipLevel = GzipLevel(3);
+    /// Level 4.
+    pub const L4: GzipLevel = GzipLevel(4);
+    /// Level 5.
+    pub const L5: GzipLevel = GzipLevel(5);
+    /// Level 6.
+    pub const L6: GzipLevel = GzipLevel(6);
+    /// Level 7.
+    pub const L7: GzipLevel = GzipLevel(7);
+    /// Level 8.
+    pub const L8: GzipLevel = GzipLevel(8);
+    /// Level 9, the smallest output.
+    pub const L9: GzipLevel = GzipLevel(9);
+    /// The fastest level, 1.
+    pub const FASTEST: GzipLevel = GzipLevel(1);
+    /// The smallest output, level 9.
+    pub const BEST: GzipLevel = GzipLevel(9);
+    /// zlib's default level (-1 on the wire).
+    pub const DEFAULT: GzipLevel = GzipLevel(-1);
+    /// Huffman coding only (-2 on the wire; flate2 has no such mode and
+    /// writes its fastest level, which every reader decodes).
+    pub const HUFFMAN_ONLY: GzipLevel = GzipLevel(-2);
+
+    /// The level for a number, as a command line or a config file gives it.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::InvalidGzipLevel`] outside `-2..=9`.
+    pub fn new(level: i32) -> Result<GzipLevel, CodecError> {
+        match level {
+            -2..=9 => Ok(GzipLevel(level as i8)),
+            other => Err(CodecError::InvalidGzipLevel(other)),
+        }
+    }
+
+    /// The level as the header carries it.
+    pub const fn get(self) -> i32 {
+        self.0 as i32
+    }
+
+    /// Whether this is [`GzipLevel::NONE`].
+    pub const fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The level a received header names, or `NONE` for one outside
+    /// `-2..=9` (a reply then goes uncompressed).
+    pub(crate) fn from_wire(level: i32) -> GzipLevel {
+        GzipLevel::new(level).unwrap_or(GzipLevel::NONE)
+    }
+
+    fn compression(self) -> Compression {
+        match self.0 {
+            1..=9 => Compression::new(self.0 as u32),
+            // Go's DefaultCompression.
+            -1 => Compression::default(),
+            // Go's HuffmanOnly; flate2 has no such mode, its fastest level is the nearest.
+            _ => Compression::fast(),
+        }
+    }
+}
+
+impl TryFrom<i32> for GzipLevel {
+    type Error = CodecError;
+
+    fn try_from(level: i32) -> Result<GzipLevel, CodecError> {
+        GzipLevel::new(level)
+    }
+}
+
+impl From<GzipLevel> for i32 {
+    fn from(level: GzipLevel) -> i32 {
+        level.get()
     }
 }
 
 /// Checks that a gzip level may be sent: 0 (none), 1..=9, -1 or -2.
+///
+/// # Errors
+///
+/// [`CodecError::InvalidGzipLevel`] otherwise.
 pub fn check_level(level: i32) -> Result<(), CodecError> {
-    if level == 0 {
-        Ok(())
-    } else {
-        compression(level).map(|_| ())
-    }
+    GzipLevel::new(level).map(|_| ())
 }
 
 /// Appends `plain` compressed as one complete gzip member to `out`.
 ///
 /// # Errors
 ///
-/// [`CodecError::InvalidGzipLevel`] for a level outside `-2..=9` (or 0).
-pub fn compress(level: i32, plain: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-    let mut enc = flate2::write::GzEncoder::new(out, compression(level)?);
+/// [`CodecError::Gzip`] if the encoder fails.
+pub fn compress(level: GzipLevel, plain: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let mut enc = flate2::write::GzEncoder::new(out, level.compression());
     enc.write_all(plain)
         .and_then(|_| enc.try_finish())
         .map_err(|e| CodecError::Gzip(e.to_string()))
@@ -198,7 +289,7 @@ mod tests {
         let data = b"hello hello hello hello teleport".repeat(50);
         for level in [-2, -1, 1, 5, 9] {
             let mut z = Vec::new();
-            compress(level, &data, &mut z).unwrap();
+            compress(GzipLevel::new(level).unwrap(), &data, &mut z).unwrap();
             assert_eq!(decompress(&z, 1 << 20).unwrap(), data);
         }
     }
@@ -207,7 +298,7 @@ mod tests {
     fn output_beyond_the_limit_is_refused() {
         let data = vec![0u8; 1 << 20];
         let mut z = Vec::new();
-        compress(9, &data, &mut z).unwrap();
+        compress(GzipLevel::BEST, &data, &mut z).unwrap();
         assert!(z.len() < 4096);
         let err = decompress(&z, 64 * 1024).unwrap_err();
         assert!(matches!(err, CodecError::TooLarge { limit: 65536, .. }));
@@ -217,7 +308,7 @@ mod tests {
     fn corrupt_streams_are_errors() {
         assert!(decompress(b"not gzip at all", 1024).is_err());
         let mut z = Vec::new();
-        compress(5, b"some data some data", &mut z).unwrap();
+        compress(GzipLevel::L5, b"some data some data", &mut z).unwrap();
         let n = z.len();
         z[n - 8] ^= 0xff; // break the CRC
         assert!(decompress(&z, 1024).is_err());

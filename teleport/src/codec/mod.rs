@@ -45,6 +45,7 @@ use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use erased_serde;
+pub use gzip::GzipLevel;
 pub use protobuf::Proto;
 
 /// The id byte of a body codec.
@@ -438,22 +439,22 @@ impl<T: DeserializeOwned> Decode for T {
 }
 
 /// Encodes a body section: codec id byte, then the value, gzip-compressed
-/// when `gzip` is not 0.
+/// unless `gzip` is [`GzipLevel::NONE`].
 ///
 /// # Errors
 ///
-/// The codec's error, [`CodecError::InvalidGzipLevel`], or
-/// [`CodecError::TooLarge`] when the section passes `limit`.
+/// The codec's error, or [`CodecError::TooLarge`] when the section passes
+/// `limit`.
 pub fn encode_section<T: Encode + ?Sized>(
     value: &T,
     codec: CodecId,
-    gzip: i32,
+    gzip: GzipLevel,
     codecs: &Codecs,
     limit: usize,
 ) -> Result<Bytes, CodecError> {
     let mut out = Vec::with_capacity(64);
     out.push(codec.0);
-    if gzip == 0 {
+    if gzip.is_none() {
         // The codec id byte counts towards the section's size.
         value.encode_body_within(codec, codecs, &mut out, limit)?;
     } else {
@@ -513,7 +514,8 @@ mod tests {
 
     fn round<T: Encode + Decode + PartialEq + fmt::Debug>(v: T, codec: CodecId, gzip: i32) {
         let codecs = Codecs::default();
-        let section = encode_section(&v, codec, gzip, &codecs, 1 << 20).unwrap();
+        let section =
+            encode_section(&v, codec, GzipLevel::new(gzip).unwrap(), &codecs, 1 << 20).unwrap();
         assert_eq!(section[0], codec.0);
         let back: T = decode_section(&section, gzip, &codecs, 1 << 20).unwrap();
         assert_eq!(back, v);
@@ -567,7 +569,14 @@ mod tests {
 
     #[test]
     fn serde_types_refuse_protobuf_with_advice() {
-        let err = encode_section(&1u8, CodecId::PROTOBUF, 0, &Codecs::default(), 100).unwrap_err();
+        let err = encode_section(
+            &1u8,
+            CodecId::PROTOBUF,
+            GzipLevel::NONE,
+            &Codecs::default(),
+            100,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("teleport::codec::Proto"));
     }
 
@@ -589,8 +598,14 @@ mod tests {
 
     #[test]
     fn sections_over_the_limit_are_refused() {
-        let err = encode_section(&vec![0u8; 100], CodecId::BINCODE, 0, &Codecs::default(), 50)
-            .unwrap_err();
+        let err = encode_section(
+            &vec![0u8; 100],
+            CodecId::BINCODE,
+            GzipLevel::NONE,
+            &Codecs::default(),
+            50,
+        )
+        .unwrap_err();
         assert!(matches!(err, CodecError::TooLarge { limit: 50, .. }));
     }
 }

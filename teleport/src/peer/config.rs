@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::codec::{CodecId, Codecs};
+use crate::codec::{CodecId, Codecs, GzipLevel};
 use crate::frame::{DEFAULT_MAX_FRAME_SIZE, HeaderCodec};
 use crate::plugin::{Plugin, Plugins};
 
@@ -28,8 +28,8 @@ pub struct PeerConfig {
     /// Body codec of the pulls and pushes this peer sends, and of replies to
     /// body-less pulls. Default: JSON, which Go peers understand.
     pub body_codec: CodecId,
-    /// Gzip level of the bodies this peer sends (0 none, 1..=9). Default 0.
-    pub gzip: i32,
+    /// Gzip level of the bodies this peer sends. Default none.
+    pub gzip: GzipLevel,
     /// How long a pull waits for its reply unless the call sets its own.
     /// `None` waits until the reply or the end of the session. Default 30 s.
     pub pull_timeout: Option<Duration>,
@@ -88,7 +88,7 @@ impl Default for PeerConfig {
         PeerConfig {
             header_codec: HeaderCodec::Protobuf,
             body_codec: CodecId::JSON,
-            gzip: 0,
+            gzip: GzipLevel::NONE,
             pull_timeout: Some(Duration::from_secs(30)),
             send_deadlines: true,
             dial_timeout: Duration::from_secs(10),
@@ -151,7 +151,7 @@ setters! {
     /// Sets [`PeerConfig::body_codec`].
     body_codec: CodecId;
     /// Sets [`PeerConfig::gzip`].
-    gzip: i32;
+    gzip: GzipLevel;
     /// Sets [`PeerConfig::pull_timeout`].
     pull_timeout: Option<Duration>;
     /// Sets [`PeerConfig::send_deadlines`].

@@ -3,11 +3,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicI8, AtomicU16, Ordering};
 
 use bytes::Bytes;
 
-use crate::codec::{CodecId, Encode, encode_section};
+use crate::codec::{CodecId, Encode, GzipLevel, encode_section};
 use crate::frame::{Frame, Header, HeaderCodec, split_uri};
 use crate::peer::Peer;
 use crate::session::Session;
@@ -31,14 +31,15 @@ struct Inner {
     body_codec: Option<CodecId>,
     /// `u16::MAX`: same codec as the pull.
     reply_codec: AtomicU16,
-    /// `i32::MIN`: same gzip level as the pull.
-    reply_gzip: AtomicI32,
+    /// The level the handler chose, or `SAME_GZIP`: the pull's.
+    reply_gzip: AtomicI8,
     /// When the caller stops waiting, if its pull said.
     deadline: Option<tokio::time::Instant>,
 }
 
 const SAME_CODEC: u16 = u16::MAX;
-const SAME_GZIP: i32 = i32::MIN;
+/// No level chosen: the reply uses the pull's (outside every `GzipLevel`).
+const SAME_GZIP: i8 = i8::MIN;
 
 impl fmt::Debug for Ctx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -65,7 +66,7 @@ impl Ctx {
                 body_codec: frame.body_codec().map(CodecId),
                 header: frame.header,
                 reply_codec: AtomicU16::new(SAME_CODEC),
-                reply_gzip: AtomicI32::new(SAME_GZIP),
+                reply_gzip: AtomicI8::new(SAME_GZIP),
             }),
         };
         (ctx, frame.body)
@@ -164,9 +165,13 @@ impl Ctx {
             .store(codec.0 as u16, Ordering::Relaxed);
     }
 
-    /// Replies with this gzip level instead of the pull's (0 for none).
-    pub fn set_reply_gzip(&self, level: i32) {
-        self.inner.reply_gzip.store(level, Ordering::Relaxed);
+    /// Replies with this gzip level instead of the pull's
+    /// ([`GzipLevel::NONE`] for none).
+    pub fn set_reply_gzip(&self, level: GzipLevel) {
+        // -2..=9 fits an i8.
+        self.inner
+            .reply_gzip
+            .store(level.get() as i8, Ordering::Relaxed);
     }
 
     /// The body codec the reply will use.
@@ -180,11 +185,12 @@ impl Ctx {
         }
     }
 
-    /// The gzip level the reply will use.
-    pub fn reply_gzip(&self) -> i32 {
+    /// The gzip level the reply will use: the handler's choice, else the
+    /// pull's (none, if the pull named a level outside `-2..=9`).
+    pub fn reply_gzip(&self) -> GzipLevel {
         match self.inner.reply_gzip.load(Ordering::Relaxed) {
-            SAME_GZIP => self.inner.header.gzip,
-            level => level,
+            SAME_GZIP => GzipLevel::from_wire(self.inner.header.gzip),
+            level => GzipLevel::from_wire(i32::from(level)),
         }
     }
 
@@ -199,7 +205,7 @@ impl Ctx {
             &config.codecs,
             config.max_frame_size,
         ) {
-            Ok(body) => self.reply_frame(&Status::ok(), gzip, body),
+            Ok(body) => self.reply_frame(&Status::ok(), gzip.get(), body),
             Err(e) => {
                 tracing::error!(uri = %self.uri(), error = %e, "cannot encode the reply");
                 self.reply_status(&Status::internal(format!("cannot encode the reply: {e}")))

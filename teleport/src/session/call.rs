@@ -25,7 +25,9 @@ use super::{Command, Session, Shared};
 /// Why a call on a session whose remote peer is going away was not sent.
 const GOING_AWAY: &str =
     "the remote peer is going away (shutting down or restarting); retry on another session";
-use crate::codec::{CodecError, CodecId, Decode, Encode, decode_section, encode_section, gzip};
+use crate::codec::{
+    CodecError, CodecId, Decode, Encode, GzipLevel, decode_section, encode_section,
+};
 use crate::error::Error;
 use crate::frame::{Frame, Header, HeaderCodec, Kind, check_size};
 
@@ -35,10 +37,11 @@ use crate::frame::{Frame, Header, HeaderCodec, Kind, check_size};
 macro_rules! option_setters {
     (pull) => {
         option_setters!(push);
-        /// Waits at most this long for the reply (default:
-        /// `PeerConfig::pull_timeout`); `Duration::MAX` waits forever.
-        pub fn timeout(mut self, timeout: Duration) -> Self {
-            self.options_mut().timeout = Some(timeout);
+        /// Waits at most this long for the reply: a `Duration`, or `None`
+        /// to wait until the reply or the end of the session, the same
+        /// spelling as `PeerConfig::pull_timeout` (the default).
+        pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+            self.options_mut().timeout = Some(timeout.into());
             self
         }
     };
@@ -55,9 +58,10 @@ macro_rules! option_setters {
             self.options_mut().header_codec = Some(codec);
             self
         }
-        /// Compresses the argument at this gzip level: 1..=9, 0 for none,
-        /// -1 for the default, -2 for Huffman only (default: `PeerConfig::gzip`).
-        pub fn gzip(mut self, level: i32) -> Self {
+        /// Compresses the argument at this gzip level (default:
+        /// `PeerConfig::gzip`): `GzipLevel::L5`, `GzipLevel::NONE`, or
+        /// `GzipLevel::new(n)?` for a number read at run time.
+        pub fn gzip(mut self, level: GzipLevel) -> Self {
             self.options_mut().gzip = Some(level);
             self
         }
@@ -74,11 +78,11 @@ macro_rules! option_setters {
 /// # #[allow(dead_code)]
 /// # async fn demo(session: teleport::Session) -> Result<(), teleport::Error> {
 /// use std::time::Duration;
-/// use teleport::{CallOptions, CodecId};
+/// use teleport::{CallOptions, CodecId, GzipLevel};
 ///
 /// let options = CallOptions::default()
 ///     .codec(CodecId::JSON)
-///     .gzip(5)
+///     .gzip(GzipLevel::L5)
 ///     .timeout(Duration::from_secs(2));
 /// let sum: i64 = session.pull_with("/home/add", &[40, 2], options).await?;
 /// assert_eq!(sum, 42);
@@ -93,9 +97,11 @@ pub struct CallOptions {
     /// Header codec of the pull or push.
     pub header_codec: Option<HeaderCodec>,
     /// Gzip level of the argument's body.
-    pub gzip: Option<i32>,
-    /// How long a pull waits for its reply; `Some(Duration::MAX)` waits forever.
-    pub timeout: Option<Duration>,
+    pub gzip: Option<GzipLevel>,
+    /// How long a pull waits for its reply: `None` uses
+    /// `PeerConfig::pull_timeout`; `Some(None)` waits until the reply or the
+    /// end of the session, as `pull_timeout(None)` does for the whole peer.
+    pub timeout: Option<Option<Duration>>,
 }
 
 impl CallOptions {
@@ -245,7 +251,6 @@ impl Session {
         let config = &self.shared.config;
         let codec = options.codec.unwrap_or(config.body_codec);
         let level = options.gzip.unwrap_or(config.gzip);
-        gzip::check_level(level)?;
         let body = encode_section(arg, codec, level, &config.codecs, config.max_frame_size)
             .map_err(|e| match e {
                 CodecError::TooLarge { len, limit } => Error::TooLarge {
@@ -257,7 +262,7 @@ impl Session {
                 other => Error::Codec(other),
             })?;
         let header_codec = options.header_codec.unwrap_or(config.header_codec);
-        Ok((header_codec, raw_header(uri, level), body))
+        Ok((header_codec, raw_header(uri, level.get()), body))
     }
 
     /// Checks an already-encoded body section against the frame size limit.
@@ -273,7 +278,7 @@ impl Session {
         &self,
         uri: &str,
         prepared: Prepared,
-        timeout: Option<Duration>,
+        timeout: Option<Option<Duration>>,
     ) -> Result<Resp, Error> {
         let reply = self.send_pull(uri, prepared, timeout).await?;
         let status = reply.header.status_code;
@@ -296,7 +301,7 @@ impl Session {
         &self,
         uri: &str,
         prepared: Prepared,
-        timeout: Option<Duration>,
+        timeout: Option<Option<Duration>>,
     ) -> Result<Frame, Error> {
         let (mut header_codec, mut header, mut body) = prepared?;
         if self.is_going_away() {
@@ -305,8 +310,8 @@ impl Session {
         let seq = self.shared.pull_seq.fetch_add(1, Ordering::Relaxed);
         header.seq = seq;
         header.kind = Kind::Pull;
-        let timeout = timeout.or(self.shared.config.pull_timeout);
-        if let Some(t) = timeout.filter(|t| *t != Duration::MAX) {
+        let timeout = timeout.unwrap_or(self.shared.config.pull_timeout);
+        if let Some(t) = timeout {
             if self.shared.config.send_deadlines {
                 // Whole milliseconds, at least 1: 0 means no deadline.
                 header.timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -353,7 +358,7 @@ impl Session {
             }
         };
         let result = match timeout {
-            Some(t) if t != Duration::MAX => match tokio::time::timeout(t, wait).await {
+            Some(t) => match tokio::time::timeout(t, wait).await {
                 Ok(r) => r,
                 Err(_) => Err(Error::Timeout {
                     uri: uri.to_owned(),

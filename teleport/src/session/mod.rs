@@ -29,13 +29,13 @@
 //! # #[allow(dead_code, unused_variables)]
 //! # async fn demo(session: teleport::Session) -> Result<(), teleport::Error> {
 //! use std::time::Duration;
-//! use teleport::CodecId;
+//! use teleport::{CodecId, GzipLevel};
 //!
 //! let sum: i64 = session.pull("/home/add", &[40, 2]).await?;
 //! let echoed: String = session
 //!     .pull("/home/echo", &"hello")
 //!     .codec(CodecId::STRING)
-//!     .gzip(5)
+//!     .gzip(GzipLevel::L5)
 //!     .timeout(Duration::from_secs(1))
 //!     .await?;
 //! session.push("/msg/note", &"hi").await?;
