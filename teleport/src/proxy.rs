@@ -129,6 +129,7 @@ impl Upstream {
     /// use teleport::proxy::{Proxy, Upstream};
     /// use teleport::{Peer, PeerConfig, Router};
     ///
+    /// # #[allow(dead_code)]
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     /// let resolver = StaticResolver::new().with_service("math", ["10.0.0.1:9090", "10.0.0.2:9090"]);
     /// let upstreams = Peer::new(PeerConfig::default(), Router::new());

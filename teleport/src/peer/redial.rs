@@ -278,6 +278,7 @@ impl Peer {
     /// use teleport::peer::ReconnectPolicy;
     /// use teleport::{Peer, PeerConfig, Router};
     ///
+    /// # #[allow(dead_code)]
     /// # async fn demo() -> Result<(), teleport::discovery::DiscoveryError> {
     /// let resolver = StaticResolver::new().with_service("chat", ["10.0.0.1:9090", "10.0.0.2:9090"]);
     /// let peer = Peer::new(PeerConfig::default(), Router::new());
