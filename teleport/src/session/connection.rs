@@ -235,7 +235,11 @@ where
                     .is_some_and(|gate| gate.as_mut().poll(cx).is_ready())
             {
                 self.gate = None;
-                self.inbound.release(&self.session, &mut self.out);
+                // Through `dispatch`: the plugins' header hooks (auth) see
+                // them exactly as if they had arrived now.
+                for frame in self.inbound.release() {
+                    self.dispatch(frame);
+                }
                 progress = true;
             }
             if self.state == State::Open && self.drain_requested.as_mut().poll(cx).is_ready() {

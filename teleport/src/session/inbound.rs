@@ -11,7 +11,8 @@
 //!
 //! While a peer's session hooks run (auth, say), incoming pulls and pushes
 //! wait in [`Inbound::hold`] so that no handler sees an unauthenticated
-//! call; [`Inbound::release`] starts them in order once the hooks pass.
+//! call; [`Inbound::release`] hands them back, in order, to be dispatched
+//! (header hooks first) once the hooks pass.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -70,11 +71,10 @@ impl Inbound {
         self.held.push_back(frame);
     }
 
-    /// Starts the calls held back, in the order they arrived.
-    pub(super) fn release(&mut self, session: &Session, out: &mut Outbox) {
-        while let Some(frame) = self.held.pop_front() {
-            self.start(session, frame, out);
-        }
+    /// The calls held back, in the order they arrived, to be dispatched
+    /// now (through the plugins' header hooks, as if they had just arrived).
+    pub(super) fn release(&mut self) -> VecDeque<Frame> {
+        std::mem::take(&mut self.held)
     }
 
     /// Drops every running handler and held call (the session is closing).
