@@ -2,7 +2,7 @@
 //! calling in a loop; latencies go into a histogram once warm-up is over.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -47,7 +47,7 @@ pub enum Client {
 
 impl Client {
     /// One echo call; returns the length of the echoed payload.
-    async fn call(&mut self, payload: &Payload) -> Result<usize, String> {
+    pub async fn call(&mut self, payload: &Payload) -> Result<usize, String> {
         match self {
             Client::Raw(c) => c.call(payload.bytes.clone()).await.map(|b| b.len()),
             Client::Teleport(session, options) => session
@@ -156,4 +156,39 @@ pub async fn run(
         calls,
         errors: errors.load(Ordering::Relaxed),
     }
+}
+
+/// Runs exactly `calls` calls (in total) with `in_flight` workers on each
+/// client, for the per-call figures of `--calls`: no clock, no histogram,
+/// so that what is counted is the calls. Returns the errors.
+pub async fn run_calls(
+    clients: &[Client],
+    in_flight: usize,
+    payload: Arc<Payload>,
+    calls: u64,
+) -> u64 {
+    let remaining = Arc::new(AtomicI64::new(calls as i64));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for client in clients {
+        for _ in 0..in_flight {
+            let mut client = client.clone();
+            let (remaining, errors, payload) = (remaining.clone(), errors.clone(), payload.clone());
+            workers.push(tokio::spawn(async move {
+                let expected = payload.bytes.len();
+                while remaining.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    let result = client.call(&payload).await;
+                    if !matches!(result, Ok(n) if n == expected) {
+                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("    first error: {result:?}");
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    errors.load(Ordering::Relaxed)
 }
