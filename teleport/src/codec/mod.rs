@@ -452,24 +452,64 @@ pub fn encode_section<T: Encode + ?Sized>(
     limit: usize,
 ) -> Result<Bytes, CodecError> {
     let mut out = Vec::with_capacity(64);
+    encode_section_into(value, codec, gzip, codecs, limit, &mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// [`encode_section`] appended to `out` (which may already hold a frame
+/// header): the section alone is held to `limit`. On error `out` holds
+/// what it held before.
+pub(crate) fn encode_section_into<T: Encode + ?Sized>(
+    value: &T,
+    codec: CodecId,
+    gzip: i32,
+    codecs: &Codecs,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let start = out.len();
+    let result = encode_section_at(value, codec, gzip, codecs, limit, out, start);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn encode_section_at<T: Encode + ?Sized>(
+    value: &T,
+    codec: CodecId,
+    gzip: i32,
+    codecs: &Codecs,
+    limit: usize,
+    out: &mut Vec<u8>,
+    start: usize,
+) -> Result<(), CodecError> {
+    // What the codecs check is the length of `out`, header included.
+    let relative = |e: CodecError| match e {
+        CodecError::TooLarge { len, limit } if start > 0 => CodecError::TooLarge {
+            len: len.saturating_sub(start),
+            limit: limit.saturating_sub(start),
+        },
+        other => other,
+    };
     out.push(codec.0);
     if gzip == 0 {
         // The codec id byte counts towards the section's size.
-        value.encode_body_within(codec, codecs, &mut out, limit)?;
+        value
+            .encode_body_within(codec, codecs, out, limit.saturating_add(start))
+            .map_err(relative)?;
     } else {
         // The receiver inflates at most `limit` bytes, so the plain body
         // has the same limit as the compressed one.
         let mut plain = Vec::with_capacity(64);
         value.encode_body_within(codec, codecs, &mut plain, limit)?;
-        gzip::compress(gzip, &plain, &mut out)?;
+        gzip::compress(gzip, &plain, out)?;
     }
-    if out.len() > limit {
-        return Err(CodecError::TooLarge {
-            len: out.len(),
-            limit,
-        });
+    let len = out.len() - start;
+    if len > limit {
+        return Err(CodecError::TooLarge { len, limit });
     }
-    Ok(Bytes::from(out))
+    Ok(())
 }
 
 /// Decodes a body section (codec id byte first; decompressed first when

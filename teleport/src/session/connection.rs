@@ -66,6 +66,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::Session;
+use super::call::Outgoing;
 use super::inbound::Inbound;
 use super::outbox::{FlushWaiter, Outbox};
 use super::pending::{Pending, Waiter};
@@ -84,17 +85,10 @@ pub(crate) const GOAWAY_URI: &str = "/_teleport/goaway";
 /// What callers ask the connection task to do.
 pub(crate) enum Command {
     /// Send a pull and deliver its reply to `reply`.
-    Pull {
-        header_codec: HeaderCodec,
-        header: Header,
-        body: bytes::Bytes,
-        reply: Waiter,
-    },
+    Pull { frame: Outgoing, reply: Waiter },
     /// Send a push; tell `flushed` once it is written.
     Push {
-        header_codec: HeaderCodec,
-        header: Header,
-        body: bytes::Bytes,
+        frame: Outgoing,
         flushed: Option<FlushWaiter>,
     },
     /// Forget the pull with this seq: its caller stopped waiting.
@@ -365,12 +359,7 @@ where
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Pull {
-                header_codec,
-                header,
-                body,
-                reply,
-            } => {
+            Command::Pull { frame, reply } => {
                 if reply.is_closed() {
                     // The caller gave up before the pull was even sent.
                     return;
@@ -381,24 +370,16 @@ where
                     } else {
                         "this side is going away (graceful shutdown of the session)"
                     };
-                    let _ = reply.send(Err(Error::not_sent(header.uri, reason)));
+                    let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));
                     return;
                 }
-                if let Err(e) = self.out.call(header_codec, &header, &body) {
-                    let _ = reply.send(Err(Error::too_large(header.uri, e)));
-                    return;
-                }
-                self.pending.insert(header.seq, reply);
-                if !self.plugins.is_empty() {
-                    plugin::after_write(&self.plugins, &self.session, &header);
+                self.out.push_encoded(&frame.bytes);
+                self.pending.insert(frame.seq, reply);
+                if let Some(header) = &frame.header {
+                    plugin::after_write(&self.plugins, &self.session, header);
                 }
             }
-            Command::Push {
-                header_codec,
-                header,
-                body,
-                flushed,
-            } => self.write_push(header_codec, header, &body, flushed),
+            Command::Push { frame, flushed } => self.write_push(frame, flushed),
             Command::Cancel { seq } => self.pending.cancel(seq),
         }
     }
@@ -658,26 +639,14 @@ where
 // These need no I/O bounds, so that `Drop` can call them too.
 impl<S> Connection<S> {
     /// Queues a push (and who waits for it to be written).
-    fn write_push(
-        &mut self,
-        header_codec: HeaderCodec,
-        header: Header,
-        body: &[u8],
-        flushed: Option<FlushWaiter>,
-    ) {
+    fn write_push(&mut self, frame: Outgoing, flushed: Option<FlushWaiter>) {
         let start = self.out.queued_end();
-        if let Err(e) = self.out.call(header_codec, &header, body) {
-            tracing::warn!(session = self.session.id(), uri = %header.uri, error = %e, "push not sent (PeerConfig::max_frame_size)");
-            if let Some(waiter) = flushed {
-                let _ = waiter.send(Err(Error::too_large(header.uri, e)));
-            }
-            return;
-        }
-        if !self.plugins.is_empty() {
-            plugin::after_write(&self.plugins, &self.session, &header);
+        self.out.push_encoded(&frame.bytes);
+        if let Some(header) = &frame.header {
+            plugin::after_write(&self.plugins, &self.session, header);
         }
         if let Some(waiter) = flushed {
-            self.out.notify_when_written(header.uri, start, waiter);
+            self.out.notify_when_written(frame.uri(), start, waiter);
         }
     }
 
@@ -689,21 +658,15 @@ impl<S> Connection<S> {
         self.cmd_rx.close();
         while let Ok(cmd) = self.cmd_rx.try_recv() {
             match cmd {
-                Command::Pull { reply, header, .. } => {
-                    let _ = reply.send(Err(Error::not_sent(header.uri, reason)));
+                Command::Pull { reply, frame } => {
+                    let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));
                 }
+                Command::Push { frame, flushed } if write_pushes => self.write_push(frame, flushed),
                 Command::Push {
-                    header_codec,
-                    header,
-                    body,
-                    flushed,
-                } if write_pushes => self.write_push(header_codec, header, &body, flushed),
-                Command::Push {
-                    header,
+                    frame,
                     flushed: Some(waiter),
-                    ..
                 } => {
-                    let _ = waiter.send(Err(Error::not_sent(header.uri, reason)));
+                    let _ = waiter.send(Err(Error::not_sent(frame.uri(), reason)));
                 }
                 Command::Push { .. } | Command::Cancel { .. } => {}
             }
