@@ -6,7 +6,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::header::HeaderRef;
-use super::{Frame, FrameError, Header, HeaderCodec, Kind};
+use super::{Frame, FrameError, Header, HeaderCodec};
 
 /// The default maximum size of a frame's header and of its body: 8 MiB each.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
@@ -79,30 +79,6 @@ impl FrameCodec {
 
 fn be_u32(b: &[u8]) -> usize {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
-}
-
-impl FrameCodec {
-    /// The kind of the next frame in `src` once its header has arrived
-    /// (`None` before that), without consuming anything. A header that
-    /// cannot be read counts as a reply, so that `decode` reports the error.
-    pub(crate) fn peek_kind(&self, src: &[u8]) -> Option<Kind> {
-        if self.skip > 0 {
-            // Discarding an oversized body costs nothing: let it proceed.
-            return Some(Kind::Reply);
-        }
-        if src.len() < 4 {
-            return None;
-        }
-        let header_len = be_u32(src);
-        if header_len == 0 || header_len > self.max_frame_size {
-            return Some(Kind::Reply);
-        }
-        let header = src.get(5..4 + header_len)?;
-        let kind = HeaderCodec::from_id(src[4])
-            .and_then(|codec| Header::decode(codec, header).ok())
-            .map_or(Kind::Reply, |h| h.kind);
-        Some(kind)
-    }
 }
 
 impl FrameCodec {
@@ -442,19 +418,6 @@ mod tests {
         let f = codec.decode(&mut buf).unwrap().unwrap();
         assert_eq!(f.body_codec(), Some(b'p'));
         assert!(f.payload().is_empty());
-    }
-
-    #[test]
-    fn peek_kind_reads_the_header_without_consuming() {
-        let codec = FrameCodec::default();
-        let mut buf = BytesMut::new();
-        FrameCodec::default().encode(&sample(), &mut buf).unwrap();
-        for cut in 0..buf.len() {
-            let expected = (cut >= 5 + 0x13).then_some(Kind::Pull);
-            assert_eq!(codec.peek_kind(&buf[..cut]), expected, "cut at {cut}");
-        }
-        assert_eq!(codec.peek_kind(&buf), Some(Kind::Pull));
-        assert_eq!(codec.peek_kind(b"\x00\x00\x00\x00"), Some(Kind::Reply));
     }
 
     #[test]

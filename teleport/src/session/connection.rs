@@ -154,6 +154,8 @@ pub(crate) struct Connection<S> {
     signals_registered: bool,
     codec: FrameCodec,
     rbuf: BytesMut,
+    /// A call read while throttled, decoded once, waiting to be handled.
+    parked: Option<Decoded>,
     out: Outbox,
     pending: Pending,
     inbound: Inbound,
@@ -203,6 +205,7 @@ where
             io,
             cmd_rx,
             rbuf: BytesMut::with_capacity(READ_RESERVE),
+            parked: None,
             pending: Pending::default(),
             state: State::Open,
             goaway_seq: None,
@@ -407,31 +410,37 @@ where
     fn read(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, CloseReason>> {
         let mut progress = false;
         loop {
-            if self.inbound.running() >= self.max_handlers || !self.out.has_room() {
+            let decoded = match self.parked.take() {
+                Some(decoded) => decoded,
+                None => match self.codec.decode_next(&mut self.rbuf) {
+                    Ok(Some(decoded)) => decoded,
+                    Ok(None) => break,
+                    Err(e) => return Poll::Ready(Err(CloseReason::Frame(e))),
+                },
+            };
+            let kind = match &decoded {
+                Decoded::Frame(frame) => frame.header.kind,
+                Decoded::Oversized { header, .. } => header.kind,
+            };
+            if kind != Kind::Reply
+                && (self.inbound.running() >= self.max_handlers || !self.out.has_room())
+            {
                 // Throttled: no new handler starts, but replies are still
-                // read (see the module doc). A finishing handler or a
-                // draining socket wakes us.
-                if !matches!(self.codec.peek_kind(&self.rbuf), None | Some(Kind::Reply)) {
-                    return Poll::Ready(Ok(progress));
-                }
+                // read (see the module doc). The call waits, decoded, until
+                // a finishing handler or a draining socket wakes us.
+                self.parked = Some(decoded);
+                return Poll::Ready(Ok(progress));
             }
-            match self.codec.decode_next(&mut self.rbuf) {
-                Ok(Some(Decoded::Frame(frame))) => {
-                    self.dispatch(frame);
-                    progress = true;
-                }
-                Ok(Some(Decoded::Oversized {
+            match decoded {
+                Decoded::Frame(frame) => self.dispatch(frame),
+                Decoded::Oversized {
                     header_codec,
                     header,
                     body_len,
                     limit,
-                })) => {
-                    self.on_oversized(header_codec, header, body_len, limit);
-                    progress = true;
-                }
-                Ok(None) => break,
-                Err(e) => return Poll::Ready(Err(CloseReason::Frame(e))),
+                } => self.on_oversized(header_codec, header, body_len, limit),
             }
+            progress = true;
         }
         if self.rbuf.capacity() - self.rbuf.len() < READ_RESERVE / 4 {
             self.rbuf.reserve(READ_RESERVE);
