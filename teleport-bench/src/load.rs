@@ -14,6 +14,7 @@ use crate::{grpc, raw, tarpc_echo};
 pub struct Payload {
     pub text: String,
     pub bytes: Bytes,
+    pub raw: teleport::codec::RawBody,
 }
 
 impl Payload {
@@ -31,7 +32,8 @@ impl Payload {
             })
             .collect();
         let bytes = Bytes::from(text.clone().into_bytes());
-        Payload { text, bytes }
+        let raw = teleport::codec::RawBody(bytes.clone());
+        Payload { text, bytes, raw }
     }
 }
 
@@ -40,6 +42,7 @@ impl Payload {
 pub enum Client {
     Raw(raw::Client),
     Teleport(teleport::Session, teleport::CallOptions),
+    TeleportBytes(teleport::Session, teleport::CallOptions),
     TeleportService(crate::tp::BenchClient),
     Tarpc(tarpc_echo::EchoClient),
     Tonic(grpc::Client),
@@ -54,6 +57,15 @@ impl Client {
                 .pull_with::<str, String>(crate::tp::ECHO, &payload.text, *options)
                 .await
                 .map(|s| s.len())
+                .map_err(|e| e.to_string()),
+            Client::TeleportBytes(session, options) => session
+                .pull_with::<_, teleport::codec::RawBody>(
+                    crate::tp::ECHO_BYTES,
+                    &payload.raw,
+                    *options,
+                )
+                .await
+                .map(|b| b.0.len())
                 .map_err(|e| e.to_string()),
             Client::TeleportService(c) => c
                 .echo(payload.text.clone())
@@ -72,7 +84,9 @@ impl Client {
     /// Ends the connection (teleport explicitly; the others on drop).
     pub async fn close(self) {
         match self {
-            Client::Teleport(session, _) => session.close().await,
+            Client::Teleport(session, _) | Client::TeleportBytes(session, _) => {
+                session.close().await
+            }
             Client::TeleportService(client) => client.session().close().await,
             _ => {}
         }

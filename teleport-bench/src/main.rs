@@ -54,17 +54,19 @@ enum System {
     TeleportService,
     TeleportJson,
     TeleportJsonGzip,
+    TeleportBytes,
     Tarpc,
     Tonic,
 }
 
 impl System {
-    const ALL: [System; 7] = [
+    const ALL: [System; 8] = [
         System::Raw,
         System::TeleportBincode,
         System::TeleportService,
         System::TeleportJson,
         System::TeleportJsonGzip,
+        System::TeleportBytes,
         System::Tarpc,
         System::Tonic,
     ];
@@ -76,6 +78,7 @@ impl System {
             System::TeleportService => "teleport/service",
             System::TeleportJson => "teleport/json",
             System::TeleportJsonGzip => "teleport/json+gzip1",
+            System::TeleportBytes => "teleport/bytes",
             System::Tarpc => "tarpc",
             System::Tonic => "tonic",
         }
@@ -88,6 +91,7 @@ impl System {
                 | System::TeleportService
                 | System::TeleportJson
                 | System::TeleportJsonGzip
+                | System::TeleportBytes
         )
     }
 }
@@ -137,6 +141,14 @@ impl Servers {
                 Client::TeleportService(tp::BenchClient::new(session))
             }
             System::TeleportJson => teleport(CallOptions::default().codec(CodecId::JSON)).await,
+            System::TeleportBytes => {
+                let session = self
+                    .teleport_client
+                    .dial(self.teleport)
+                    .await
+                    .expect("teleport dial");
+                Client::TeleportBytes(session, CallOptions::default().codec(CodecId::STRING))
+            }
             System::TeleportJsonGzip => {
                 teleport(CallOptions::default().codec(CodecId::JSON).gzip(1)).await
             }

@@ -20,6 +20,10 @@
 //! When a header's gzip level is not 0, the bytes after the codec id are a
 //! gzip stream of the encoded value ([`gzip`]).
 //!
+//! Payloads that are already bytes travel as [`RawBody`]: written as they
+//! are after the codec id, and received as a slice of the read buffer, with
+//! no codec and no copy (its docs give the codec behaviour).
+//!
 //! ```
 //! use teleport::codec::{CodecId, Codecs, Decode, Encode};
 //!
@@ -35,6 +39,7 @@ mod bincode;
 pub mod gzip;
 mod json;
 mod protobuf;
+mod raw;
 mod string;
 
 use std::collections::HashMap;
@@ -46,6 +51,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use erased_serde;
 pub use protobuf::Proto;
+pub use raw::RawBody;
 
 /// The id byte of a body codec.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -298,6 +304,14 @@ pub trait Encode {
         }
         Ok(())
     }
+
+    /// The payload as shared bytes, for a type that is its bytes
+    /// ([`RawBody`]): the session then writes them without encoding or
+    /// copying them into a body first. `None` (the default) encodes.
+    #[doc(hidden)]
+    fn as_payload(&self) -> Option<&Bytes> {
+        None
+    }
 }
 
 /// A writer into a `Vec` that refuses to grow it past a limit, so that an
@@ -357,6 +371,26 @@ impl std::io::Write for Limited<'_> {
 pub trait Decode: Sized {
     /// Decodes a value from `bytes` (no codec id byte, already decompressed).
     fn decode_body(codec: CodecId, codecs: &Codecs, bytes: &[u8]) -> Result<Self, CodecError>;
+
+    /// Decodes a value from an uncompressed body section (codec id byte
+    /// first) held in shared bytes: a type that can keep a slice of them
+    /// instead of copying ([`RawBody`]) overrides this. The default decodes
+    /// the payload with [`Decode::decode_body`].
+    #[doc(hidden)]
+    fn decode_section_bytes(
+        codec: CodecId,
+        codecs: &Codecs,
+        section: &Bytes,
+    ) -> Result<Self, CodecError> {
+        Self::decode_body(codec, codecs, &section[1..])
+    }
+
+    /// The value of a frame with no body, when the type has its own (the
+    /// default decodes JSON `null`, which fits `()` and `Option<T>`).
+    #[doc(hidden)]
+    fn decode_no_body() -> Option<Self> {
+        None
+    }
 }
 
 /// Lets an unsized `T: Serialize` be seen as `&dyn erased_serde::Serialize`.
@@ -527,6 +561,9 @@ pub fn decode_section<T: Decode>(
     limit: usize,
 ) -> Result<T, CodecError> {
     let Some((&id, payload)) = section.split_first() else {
+        if let Some(value) = T::decode_no_body() {
+            return Ok(value);
+        }
         return T::decode_body(CodecId::JSON, codecs, b"null");
     };
     let codec = CodecId(id);
@@ -538,6 +575,26 @@ pub fn decode_section<T: Decode>(
     } else {
         let plain = gzip::decompress(payload, limit)?;
         T::decode_body(codec, codecs, &plain)
+    }
+}
+
+/// [`decode_section`] of a section held in shared bytes: an uncompressed
+/// [`RawBody`] keeps a slice of them instead of a copy.
+pub(crate) fn decode_section_bytes<T: Decode>(
+    section: &Bytes,
+    gzip: i32,
+    codecs: &Codecs,
+    limit: usize,
+) -> Result<T, CodecError> {
+    match section.first() {
+        Some(&id) if gzip == 0 => {
+            let codec = CodecId(id);
+            if !codecs.contains(codec) {
+                return Err(CodecError::UnknownCodec(codec));
+            }
+            T::decode_section_bytes(codec, codecs, section)
+        }
+        _ => decode_section(section, gzip, codecs, limit),
     }
 }
 

@@ -24,7 +24,9 @@ mod error;
 mod header;
 
 pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec};
-pub(crate) use codec::{Decoded, begin_frame, check_size, encode_frame, end_frame};
+pub(crate) use codec::{
+    Decoded, begin_frame, check_size, encode_frame, encode_frame_parts, end_frame,
+};
 pub use error::FrameError;
 pub use header::{Header, HeaderCodec, Kind};
 pub(crate) use header::{HeaderRef, split_uri};
@@ -60,12 +62,15 @@ impl Frame {
 }
 
 /// A body section on its way out: shared bytes (a raw handler's reply, a
-/// forwarded body) or the vector it was just encoded into (written as it is
-/// rather than wrapped in a [`Bytes`], which would allocate again).
+/// forwarded body), the vector it was just encoded into (written as it is
+/// rather than wrapped in a [`Bytes`], which would allocate again), or a
+/// codec id and a payload that is already bytes ([`RawBody`](crate::codec::RawBody),
+/// written without a copy into a body first).
 #[derive(Clone, Debug)]
 pub(crate) enum Section {
     Bytes(Bytes),
     Vec(Vec<u8>),
+    Parts(u8, Bytes),
 }
 
 impl Section {
@@ -79,6 +84,7 @@ impl Section {
         match self {
             Section::Bytes(b) => b.len(),
             Section::Vec(v) => v.len(),
+            Section::Parts(_, payload) => 1 + payload.len(),
         }
     }
 
@@ -92,6 +98,12 @@ impl Section {
         match self {
             Section::Bytes(b) => b,
             Section::Vec(v) => Bytes::from(v),
+            Section::Parts(id, payload) => {
+                let mut v = Vec::with_capacity(1 + payload.len());
+                v.push(id);
+                v.extend_from_slice(&payload);
+                Bytes::from(v)
+            }
         }
     }
 }

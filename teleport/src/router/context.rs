@@ -193,6 +193,17 @@ impl Ctx {
         let config = self.inner.session.config();
         let gzip = self.reply_gzip();
         let codec = self.reply_codec();
+        if let (0, Some(payload)) = (gzip, value.as_payload()) {
+            // Bytes as they are: copied once, straight into the write buffer.
+            let len = 1 + payload.len();
+            if len <= config.max_frame_size {
+                return Reply {
+                    status: Status::ok(),
+                    gzip,
+                    body: Section::Parts(codec.0, payload.clone()),
+                };
+            }
+        }
         let mut body = Vec::with_capacity(64);
         match encode_section_into(
             value,

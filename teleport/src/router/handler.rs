@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::Ctx;
 use super::context::Reply;
-use crate::codec::{CodecError, Decode, Encode, decode_section};
+use crate::codec::{CodecError, Decode, Encode, decode_section_bytes};
 use crate::frame::Section;
 use crate::status::{Status, code};
 
@@ -66,7 +66,7 @@ where
 {
     Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
         let config = ctx.session().config();
-        match decode_section::<Req>(
+        match decode_section_bytes::<Req>(
             &body,
             ctx.header().gzip,
             &config.codecs,
@@ -97,7 +97,7 @@ where
 {
     Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
         let config = ctx.session().config();
-        match decode_section::<Req>(
+        match decode_section_bytes::<Req>(
             &body,
             ctx.header().gzip,
             &config.codecs,

@@ -26,7 +26,8 @@ use super::{Command, Session, Shared};
 const GOING_AWAY: &str =
     "the remote peer is going away (shutting down or restarting); retry on another session";
 use crate::codec::{
-    CodecError, CodecId, Decode, Encode, decode_section, encode_section, encode_section_into, gzip,
+    CodecError, CodecId, Decode, Encode, decode_section_bytes, encode_section, encode_section_into,
+    gzip,
 };
 use crate::error::Error;
 use crate::frame::{
@@ -277,6 +278,24 @@ impl Session {
         }
         let header = header_ref(seq, kind, uri, level, self.timeout_ms(kind, options));
         let mut bytes = Vec::new();
+        if let (0, Some(payload)) = (level, arg.as_payload()) {
+            // Bytes as they are: the connection task copies them straight
+            // into its write buffer after the header.
+            let len = 1 + payload.len();
+            if len > limit {
+                return Err(body_error(CodecError::TooLarge { len, limit }));
+            }
+            let body_at = begin_frame(header_codec, header, 0, limit, &mut bytes)
+                .map_err(|e| Error::too_large(uri, e))?;
+            bytes.push(codec.0);
+            bytes[body_at..body_at + 4].copy_from_slice(&(len as u32).to_be_bytes());
+            return Ok(Call::Encoded(Outgoing {
+                seq,
+                bytes,
+                tail: payload.clone(),
+                header: None,
+            }));
+        }
         let body_at = begin_frame(header_codec, header, 64, limit, &mut bytes)
             .map_err(|e| Error::too_large(uri, e))?;
         encode_section_into(arg, codec, level, &config.codecs, limit, &mut bytes)
@@ -285,6 +304,7 @@ impl Session {
         Ok(Call::Encoded(Outgoing {
             seq,
             bytes,
+            tail: Bytes::new(),
             header: None,
         }))
     }
@@ -323,6 +343,7 @@ impl Session {
         Ok(Call::Encoded(Outgoing {
             seq,
             bytes,
+            tail: Bytes::new(),
             header: None,
         }))
     }
@@ -374,6 +395,7 @@ impl Session {
         Ok(Outgoing {
             seq: header.seq,
             bytes,
+            tail: Bytes::new(),
             header: Some(header),
         })
     }
@@ -391,7 +413,7 @@ impl Session {
             return Err(Error::remote_status(uri, reply.header.status()));
         }
         let config = &self.shared.config;
-        Ok(decode_section(
+        Ok(decode_section_bytes(
             &reply.body,
             reply.header.gzip,
             &config.codecs,
@@ -538,8 +560,11 @@ enum Call {
 pub(crate) struct Outgoing {
     /// The sequence number in its header.
     pub(crate) seq: u64,
-    /// The encoded frame.
+    /// The encoded frame (all of it, or all but `tail`).
     pub(crate) bytes: Vec<u8>,
+    /// The end of the body when it is shared bytes ([`RawBody`](crate::codec::RawBody)):
+    /// written after `bytes` without a copy into them first.
+    pub(crate) tail: Bytes,
     /// The header, kept only for the plugins' after-write hooks.
     pub(crate) header: Option<Header>,
 }

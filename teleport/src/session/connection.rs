@@ -394,7 +394,7 @@ where
                     let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));
                     return;
                 }
-                self.out.push_encoded(&frame.bytes);
+                self.out.push_encoded(&frame.bytes, &frame.tail);
                 self.pending.insert(frame.seq, reply);
                 if let Some(header) = &frame.header {
                     plugin::after_write(&self.plugins, &self.session, header);
@@ -668,7 +668,7 @@ impl<S> Connection<S> {
     /// Queues a push (and who waits for it to be written).
     fn write_push(&mut self, frame: Outgoing, flushed: Option<FlushWaiter>) {
         let start = self.out.queued_end();
-        self.out.push_encoded(&frame.bytes);
+        self.out.push_encoded(&frame.bytes, &frame.tail);
         if let Some(header) = &frame.header {
             plugin::after_write(&self.plugins, &self.session, header);
         }

@@ -17,7 +17,9 @@ use bytes::{Buf, BytesMut};
 use tokio::sync::oneshot;
 
 use crate::error::Error;
-use crate::frame::{Frame, FrameError, Header, HeaderCodec, HeaderRef, Section, encode_frame};
+use crate::frame::{
+    Frame, FrameError, Header, HeaderCodec, HeaderRef, Section, encode_frame, encode_frame_parts,
+};
 use crate::status::Status;
 
 /// Told once a push is written (`Push::flushed`).
@@ -141,9 +143,12 @@ impl Outbox {
         )
     }
 
-    /// Queues a frame a caller encoded whole (its size was checked then).
-    pub(super) fn push_encoded(&mut self, frame: &[u8]) {
+    /// Queues a frame a caller encoded (its size was checked then): its
+    /// bytes, then the payload it carries as shared bytes, if any.
+    pub(super) fn push_encoded(&mut self, frame: &[u8], tail: &[u8]) {
+        self.buf.reserve(frame.len() + tail.len());
         self.buf.extend_from_slice(frame);
+        self.buf.extend_from_slice(tail);
     }
 
     /// Queues a reply. A reply over the limit is replaced by a body-less
@@ -170,6 +175,9 @@ impl Outbox {
         let written = match body {
             Section::Bytes(b) => encode_frame(header_codec, header, b, limit, buf),
             Section::Vec(v) => encode_frame(header_codec, header, v, limit, buf),
+            Section::Parts(id, payload) => {
+                encode_frame_parts(header_codec, header, *id, payload, limit, buf)
+            }
         };
         let Err(e) = written else {
             return;
