@@ -270,11 +270,11 @@ impl Session {
         if !config.plugins.is_empty() {
             let body =
                 encode_section(arg, codec, level, &config.codecs, limit).map_err(body_error)?;
-            return Ok(Call::Parts(
+            return Ok(Call::Parts(Box::new((
                 header_codec,
                 owned_header(seq, kind, uri, level, self.timeout_ms(kind, options)),
                 body,
-            ));
+            ))));
         }
         let header = header_ref(seq, kind, uri, level, self.timeout_ms(kind, options));
         let mut bytes = Vec::new();
@@ -325,11 +325,11 @@ impl Session {
         let header_codec = options.header_codec.unwrap_or(config.header_codec);
         let seq = self.next_seq(kind);
         if !config.plugins.is_empty() {
-            return Ok(Call::Parts(
+            return Ok(Call::Parts(Box::new((
                 header_codec,
                 owned_header(seq, kind, uri, gzip, self.timeout_ms(kind, options)),
                 body,
-            ));
+            ))));
         }
         let mut bytes = Vec::new();
         encode_frame(
@@ -379,7 +379,8 @@ impl Session {
     fn outgoing(&self, call: Call) -> Result<Outgoing, Error> {
         let (header_codec, header, body) = match call {
             Call::Encoded(outgoing) => return Ok(outgoing),
-            Call::Parts(header_codec, header, body) => {
+            Call::Parts(parts) => {
+                let (header_codec, header, body) = *parts;
                 self.before_write(header_codec, header, body)?
             }
         };
@@ -396,7 +397,7 @@ impl Session {
             seq: header.seq,
             bytes,
             tail: Bytes::new(),
-            header: Some(header),
+            header: Some(Box::new(header)),
         })
     }
 
@@ -496,7 +497,7 @@ impl Session {
         if self.is_going_away() {
             let uri = match &call {
                 Call::Encoded(frame) => frame.uri(),
-                Call::Parts(_, header, _) => header.uri.clone(),
+                Call::Parts(parts) => parts.1.uri.clone(),
             };
             return Err(Error::not_sent(uri, GOING_AWAY));
         }
@@ -546,12 +547,14 @@ impl Session {
 type Parts = (HeaderCodec, Header, Bytes);
 type Prepared = Result<Call, Error>;
 
-/// A call after [`Session::prepare`].
+/// A call after [`Session::prepare`]. Its size matters: it is moved, as
+/// part of the pull's future, several times per call (moves past a few
+/// hundred bytes are `memcpy` calls), hence the boxes on the plugin path.
 enum Call {
     /// Encoded whole (no plugin to run first).
     Encoded(Outgoing),
     /// Header and body section for the plugins' before-write hooks.
-    Parts(HeaderCodec, Header, Bytes),
+    Parts(Box<Parts>),
 }
 
 /// A pull or push encoded on the caller's task, ready for the connection
@@ -565,8 +568,9 @@ pub(crate) struct Outgoing {
     /// The end of the body when it is shared bytes ([`RawBody`](crate::codec::RawBody)):
     /// written after `bytes` without a copy into them first.
     pub(crate) tail: Bytes,
-    /// The header, kept only for the plugins' after-write hooks.
-    pub(crate) header: Option<Header>,
+    /// The header, kept only for the plugins' after-write hooks (boxed:
+    /// see [`Call`]).
+    pub(crate) header: Option<Box<Header>>,
 }
 
 impl Outgoing {
