@@ -469,6 +469,10 @@ impl Session {
                 Err(_) => Err(self.closed_error()),
             }
         };
+        // Pinned where it is: `timeout` and `.await` then move a pointer,
+        // not the whole future (its moves were memcpy calls, about 250
+        // instructions per call).
+        let wait = std::pin::pin!(wait);
         let result = match timeout {
             Some(t) if t != Duration::MAX => match tokio::time::timeout(t, wait).await {
                 Ok(r) => r,
