@@ -192,10 +192,10 @@ pub async fn run_calls(
                 let expected = payload.bytes.len();
                 while remaining.fetch_sub(1, Ordering::Relaxed) > 0 {
                     let result = client.call(&payload).await;
-                    if !matches!(result, Ok(n) if n == expected) {
-                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("    first error: {result:?}");
-                        }
+                    if !matches!(result, Ok(n) if n == expected)
+                        && errors.fetch_add(1, Ordering::Relaxed) == 0
+                    {
+                        eprintln!("    first error: {result:?}");
                     }
                 }
             }));
