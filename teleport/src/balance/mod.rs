@@ -758,6 +758,11 @@ async fn manage(shared: Arc<Shared>, mut watch: EndpointWatch) {
             let keep = set.iter().any(|e| &e.addr == addr);
             if !keep {
                 tracing::info!(service = %shared.service, endpoint = %addr, "endpoint removed by the resolver");
+                // Out of the pick set now, before `Removed` is announced:
+                // the aborted task drops its `Listed` only when the runtime
+                // gets to it, and a watcher woken by the event must already
+                // see the endpoint gone.
+                shared.update_live(|live| live.retain(|s| &s.endpoint.addr != addr));
                 task.abort();
                 // Forget its counts too: addresses churn (pod IPs), and a
                 // long-lived client must not keep every one it ever saw.
