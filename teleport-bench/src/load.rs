@@ -2,7 +2,7 @@
 //! calling in a loop; latencies go into a histogram once warm-up is over.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use crate::{grpc, raw, tarpc_echo};
 pub struct Payload {
     pub text: String,
     pub bytes: Bytes,
+    pub raw: teleport::codec::RawBody,
 }
 
 impl Payload {
@@ -31,7 +32,8 @@ impl Payload {
             })
             .collect();
         let bytes = Bytes::from(text.clone().into_bytes());
-        Payload { text, bytes }
+        let raw = teleport::codec::RawBody(bytes.clone());
+        Payload { text, bytes, raw }
     }
 }
 
@@ -40,6 +42,7 @@ impl Payload {
 pub enum Client {
     Raw(raw::Client),
     Teleport(teleport::Session, teleport::CallOptions),
+    TeleportBytes(teleport::Session, teleport::CallOptions),
     TeleportService(crate::tp::BenchClient),
     Tarpc(tarpc_echo::EchoClient),
     Tonic(grpc::Client),
@@ -47,13 +50,22 @@ pub enum Client {
 
 impl Client {
     /// One echo call; returns the length of the echoed payload.
-    async fn call(&mut self, payload: &Payload) -> Result<usize, String> {
+    pub async fn call(&mut self, payload: &Payload) -> Result<usize, String> {
         match self {
             Client::Raw(c) => c.call(payload.bytes.clone()).await.map(|b| b.len()),
             Client::Teleport(session, options) => session
                 .pull_with::<str, String>(crate::tp::ECHO, &payload.text, *options)
                 .await
                 .map(|s| s.len())
+                .map_err(|e| e.to_string()),
+            Client::TeleportBytes(session, options) => session
+                .pull_with::<_, teleport::codec::RawBody>(
+                    crate::tp::ECHO_BYTES,
+                    &payload.raw,
+                    *options,
+                )
+                .await
+                .map(|b| b.0.len())
                 .map_err(|e| e.to_string()),
             Client::TeleportService(c) => c
                 .echo(payload.text.clone())
@@ -72,7 +84,9 @@ impl Client {
     /// Ends the connection (teleport explicitly; the others on drop).
     pub async fn close(self) {
         match self {
-            Client::Teleport(session, _) => session.close().await,
+            Client::Teleport(session, _) | Client::TeleportBytes(session, _) => {
+                session.close().await
+            }
             Client::TeleportService(client) => client.session().close().await,
             _ => {}
         }
@@ -156,4 +170,39 @@ pub async fn run(
         calls,
         errors: errors.load(Ordering::Relaxed),
     }
+}
+
+/// Runs exactly `calls` calls (in total) with `in_flight` workers on each
+/// client, for the per-call figures of `--calls`: no clock, no histogram,
+/// so that what is counted is the calls. Returns the errors.
+pub async fn run_calls(
+    clients: &[Client],
+    in_flight: usize,
+    payload: Arc<Payload>,
+    calls: u64,
+) -> u64 {
+    let remaining = Arc::new(AtomicI64::new(calls as i64));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for client in clients {
+        for _ in 0..in_flight {
+            let mut client = client.clone();
+            let (remaining, errors, payload) = (remaining.clone(), errors.clone(), payload.clone());
+            workers.push(tokio::spawn(async move {
+                let expected = payload.bytes.len();
+                while remaining.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    let result = client.call(&payload).await;
+                    if !matches!(result, Ok(n) if n == expected)
+                        && errors.fetch_add(1, Ordering::Relaxed) == 0
+                    {
+                        eprintln!("    first error: {result:?}");
+                    }
+                }
+            }));
+        }
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    errors.load(Ordering::Relaxed)
 }

@@ -18,12 +18,18 @@
 //! --no-idle             skip the idle-session memory figure
 //! --idle-sessions N     idle sessions to open                   (default 10000)
 //! --json PATH           also write the JSON lines to PATH
+//! --calls N             instead of timed cells: run exactly N calls per
+//!                       system, payload and shape, and print allocations
+//!                       per call (for callgrind: run it with two N and
+//!                       divide the difference in instructions)
+//! --warmup-calls N      calls before the counted ones with --calls (default 2000)
 //! ```
 //!
 //! Each figure is the median over the rounds. Within a cell the systems run
 //! one after the other in an order that rotates each round, so drift on a
 //! shared machine hits them all alike.
 
+mod alloc;
 mod grpc;
 mod idle;
 mod load;
@@ -38,6 +44,9 @@ use std::time::Duration;
 use load::{Client, Measurement, Payload};
 use teleport::{CallOptions, CodecId};
 
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum System {
     Raw,
@@ -45,17 +54,19 @@ enum System {
     TeleportService,
     TeleportJson,
     TeleportJsonGzip,
+    TeleportBytes,
     Tarpc,
     Tonic,
 }
 
 impl System {
-    const ALL: [System; 7] = [
+    const ALL: [System; 8] = [
         System::Raw,
         System::TeleportBincode,
         System::TeleportService,
         System::TeleportJson,
         System::TeleportJsonGzip,
+        System::TeleportBytes,
         System::Tarpc,
         System::Tonic,
     ];
@@ -67,6 +78,7 @@ impl System {
             System::TeleportService => "teleport/service",
             System::TeleportJson => "teleport/json",
             System::TeleportJsonGzip => "teleport/json+gzip1",
+            System::TeleportBytes => "teleport/bytes",
             System::Tarpc => "tarpc",
             System::Tonic => "tonic",
         }
@@ -79,6 +91,7 @@ impl System {
                 | System::TeleportService
                 | System::TeleportJson
                 | System::TeleportJsonGzip
+                | System::TeleportBytes
         )
     }
 }
@@ -128,6 +141,14 @@ impl Servers {
                 Client::TeleportService(tp::BenchClient::new(session))
             }
             System::TeleportJson => teleport(CallOptions::default().codec(CodecId::JSON)).await,
+            System::TeleportBytes => {
+                let session = self
+                    .teleport_client
+                    .dial(self.teleport)
+                    .await
+                    .expect("teleport dial");
+                Client::TeleportBytes(session, CallOptions::default().codec(CodecId::STRING))
+            }
             System::TeleportJsonGzip => {
                 teleport(CallOptions::default().codec(CodecId::JSON).gzip(teleport::GzipLevel::L1)).await
             }
@@ -158,6 +179,8 @@ struct Args {
     idle_sessions: usize,
     scale_sessions: Vec<usize>,
     json: Option<String>,
+    calls: Option<u64>,
+    warmup_calls: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -174,6 +197,8 @@ fn parse_args() -> Result<Args, String> {
         idle_sessions: 10_000,
         scale_sessions: vec![1, 10, 100, 1000],
         json: None,
+        calls: None,
+        warmup_calls: 2000,
     };
     let mut it = std::env::args().skip(1);
     let secs = |v: Option<String>| -> Result<Duration, String> {
@@ -234,6 +259,15 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--idle-sessions N")?;
             }
             "--json" => a.json = Some(it.next().ok_or("--json PATH")?),
+            "--calls" => {
+                a.calls = Some(it.next().and_then(|v| v.parse().ok()).ok_or("--calls N")?);
+            }
+            "--warmup-calls" => {
+                a.warmup_calls = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--warmup-calls N")?;
+            }
             other => {
                 return Err(format!(
                     "unknown argument {other:?}; see the doc at the top of main.rs"
@@ -415,6 +449,10 @@ async fn bench(args: Args) {
             .as_ref()
             .is_none_or(|names| names.iter().any(|n| n == s.name()))
     };
+    if let Some(calls) = args.calls {
+        count_calls(&servers, &args, calls, &wanted).await;
+        return;
+    }
     let mut rows = Vec::new();
     if args.compare {
         for &payload in &args.payloads {
@@ -508,6 +546,47 @@ async fn bench(args: Args) {
         && let Err(e) = std::fs::write(path, json.join("\n") + "\n")
     {
         eprintln!("cannot write {path}: {e}");
+    }
+}
+
+/// `--calls N`: exactly N calls per system, payload and shape, with the
+/// allocations they made (client and server together, one process).
+async fn count_calls(servers: &Servers, args: &Args, calls: u64, wanted: &dyn Fn(System) -> bool) {
+    println!(
+        "| system | payload | conns×in flight | calls | allocations per call | reallocations per call | bytes allocated per call |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|");
+    for &payload in &args.payloads {
+        let body = Arc::new(Payload::new(payload));
+        for &(conns, in_flight) in &args.shapes {
+            for system in System::ALL.into_iter().filter(|&s| wanted(s)) {
+                let mut clients = Vec::with_capacity(conns);
+                for _ in 0..conns {
+                    clients.push(servers.connect(system).await);
+                }
+                load::run_calls(&clients, in_flight, body.clone(), args.warmup_calls).await;
+                alloc::start();
+                let errors = load::run_calls(&clients, in_flight, body.clone(), calls).await;
+                let counts = alloc::stop();
+                for c in clients {
+                    c.close().await;
+                }
+                let per = |n: u64| n as f64 / calls as f64;
+                println!(
+                    "| {} | {} | {conns}×{in_flight} | {calls} | {:.2} | {:.2} | {:.0} |{}",
+                    system.name(),
+                    size_label(payload),
+                    per(counts.allocs),
+                    per(counts.reallocs),
+                    per(counts.bytes),
+                    if errors > 0 {
+                        format!(" {errors} errors")
+                    } else {
+                        String::new()
+                    },
+                );
+            }
+        }
     }
 }
 

@@ -2,10 +2,14 @@
 
 use std::net::SocketAddr;
 
+use teleport::codec::RawBody;
 use teleport::{CodecId, Ctx, Peer, PeerConfig, Router, Status};
 
 /// The echo route.
 pub const ECHO: &str = "/echo";
+
+/// The echo route for bytes carried as they are (`RawBody`: no copy, no codec).
+pub const ECHO_BYTES: &str = "/echo_bytes";
 
 /// The same echo as a `#[teleport::service]`, served at `/bench/echo`.
 #[teleport::service]
@@ -27,6 +31,9 @@ pub fn router() -> Router {
     let mut router = Router::new();
     BenchServer::new(Echoer).register(&mut router);
     router.pull(ECHO, |_ctx: Ctx, payload: String| async move {
+        Ok::<_, Status>(payload)
+    });
+    router.pull(ECHO_BYTES, |_ctx: Ctx, payload: RawBody| async move {
         Ok::<_, Status>(payload)
     });
     router

@@ -86,7 +86,7 @@ pub mod status;
 pub mod tls;
 
 pub use caller::Caller;
-pub use codec::{CodecId, GzipLevel, Proto};
+pub use codec::{CodecId, GzipLevel, Proto, RawBody};
 pub use error::{Error, PeerError};
 pub use frame::{Header, HeaderCodec, Kind};
 pub use peer::{Peer, PeerConfig};

@@ -20,6 +20,10 @@
 //! When a header's gzip level is not 0, the bytes after the codec id are a
 //! gzip stream of the encoded value ([`gzip`]).
 //!
+//! Payloads that are already bytes travel as [`RawBody`]: written as they
+//! are after the codec id, and received as a slice of the read buffer, with
+//! no codec and no copy (its docs give the codec behaviour).
+//!
 //! ```
 //! use teleport::codec::{CodecId, Codecs, Decode, Encode};
 //!
@@ -35,6 +39,7 @@ mod bincode;
 pub mod gzip;
 mod json;
 mod protobuf;
+mod raw;
 mod string;
 
 use std::collections::HashMap;
@@ -47,6 +52,7 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use erased_serde;
 pub use gzip::GzipLevel;
 pub use protobuf::Proto;
+pub use raw::RawBody;
 
 /// The id byte of a body codec.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -299,6 +305,14 @@ pub trait Encode {
         }
         Ok(())
     }
+
+    /// The payload as shared bytes, for a type that is its bytes
+    /// ([`RawBody`]): the session then writes them without encoding or
+    /// copying them into a body first. `None` (the default) encodes.
+    #[doc(hidden)]
+    fn as_payload(&self) -> Option<&Bytes> {
+        None
+    }
 }
 
 /// A writer into a `Vec` that refuses to grow it past a limit, so that an
@@ -358,6 +372,26 @@ impl std::io::Write for Limited<'_> {
 pub trait Decode: Sized {
     /// Decodes a value from `bytes` (no codec id byte, already decompressed).
     fn decode_body(codec: CodecId, codecs: &Codecs, bytes: &[u8]) -> Result<Self, CodecError>;
+
+    /// Decodes a value from an uncompressed body section (codec id byte
+    /// first) held in shared bytes: a type that can keep a slice of them
+    /// instead of copying ([`RawBody`]) overrides this. The default decodes
+    /// the payload with [`Decode::decode_body`].
+    #[doc(hidden)]
+    fn decode_section_bytes(
+        codec: CodecId,
+        codecs: &Codecs,
+        section: &Bytes,
+    ) -> Result<Self, CodecError> {
+        Self::decode_body(codec, codecs, &section[1..])
+    }
+
+    /// The value of a frame with no body, when the type has its own (the
+    /// default decodes JSON `null`, which fits `()` and `Option<T>`).
+    #[doc(hidden)]
+    fn decode_no_body() -> Option<Self> {
+        None
+    }
 }
 
 /// Lets an unsized `T: Serialize` be seen as `&dyn erased_serde::Serialize`.
@@ -453,24 +487,64 @@ pub fn encode_section<T: Encode + ?Sized>(
     limit: usize,
 ) -> Result<Bytes, CodecError> {
     let mut out = Vec::with_capacity(64);
+    encode_section_into(value, codec, gzip, codecs, limit, &mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// [`encode_section`] appended to `out` (which may already hold a frame
+/// header): the section alone is held to `limit`. On error `out` holds
+/// what it held before.
+pub(crate) fn encode_section_into<T: Encode + ?Sized>(
+    value: &T,
+    codec: CodecId,
+    gzip: GzipLevel,
+    codecs: &Codecs,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let start = out.len();
+    let result = encode_section_at(value, codec, gzip, codecs, limit, out, start);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn encode_section_at<T: Encode + ?Sized>(
+    value: &T,
+    codec: CodecId,
+    gzip: GzipLevel,
+    codecs: &Codecs,
+    limit: usize,
+    out: &mut Vec<u8>,
+    start: usize,
+) -> Result<(), CodecError> {
+    // What the codecs check is the length of `out`, header included.
+    let relative = |e: CodecError| match e {
+        CodecError::TooLarge { len, limit } if start > 0 => CodecError::TooLarge {
+            len: len.saturating_sub(start),
+            limit: limit.saturating_sub(start),
+        },
+        other => other,
+    };
     out.push(codec.0);
     if gzip.is_none() {
         // The codec id byte counts towards the section's size.
-        value.encode_body_within(codec, codecs, &mut out, limit)?;
+        value
+            .encode_body_within(codec, codecs, out, limit.saturating_add(start))
+            .map_err(relative)?;
     } else {
         // The receiver inflates at most `limit` bytes, so the plain body
         // has the same limit as the compressed one.
         let mut plain = Vec::with_capacity(64);
         value.encode_body_within(codec, codecs, &mut plain, limit)?;
-        gzip::compress(gzip, &plain, &mut out)?;
+        gzip::compress(gzip, &plain, out)?;
     }
-    if out.len() > limit {
-        return Err(CodecError::TooLarge {
-            len: out.len(),
-            limit,
-        });
+    let len = out.len() - start;
+    if len > limit {
+        return Err(CodecError::TooLarge { len, limit });
     }
-    Ok(Bytes::from(out))
+    Ok(())
 }
 
 /// Decodes a body section (codec id byte first; decompressed first when
@@ -488,6 +562,9 @@ pub fn decode_section<T: Decode>(
     limit: usize,
 ) -> Result<T, CodecError> {
     let Some((&id, payload)) = section.split_first() else {
+        if let Some(value) = T::decode_no_body() {
+            return Ok(value);
+        }
         return T::decode_body(CodecId::JSON, codecs, b"null");
     };
     let codec = CodecId(id);
@@ -499,6 +576,26 @@ pub fn decode_section<T: Decode>(
     } else {
         let plain = gzip::decompress(payload, limit)?;
         T::decode_body(codec, codecs, &plain)
+    }
+}
+
+/// [`decode_section`] of a section held in shared bytes: an uncompressed
+/// [`RawBody`] keeps a slice of them instead of a copy.
+pub(crate) fn decode_section_bytes<T: Decode>(
+    section: &Bytes,
+    gzip: i32,
+    codecs: &Codecs,
+    limit: usize,
+) -> Result<T, CodecError> {
+    match section.first() {
+        Some(&id) if gzip == 0 => {
+            let codec = CodecId(id);
+            if !codecs.contains(codec) {
+                return Err(CodecError::UnknownCodec(codec));
+            }
+            T::decode_section_bytes(codec, codecs, section)
+        }
+        _ => decode_section(section, gzip, codecs, limit),
     }
 }
 

@@ -5,7 +5,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{Frame, FrameError, Header, HeaderCodec, Kind};
+use super::header::HeaderRef;
+use super::{Frame, FrameError, Header, HeaderCodec};
 
 /// The default maximum size of a frame's header and of its body: 8 MiB each.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 8 * 1024 * 1024;
@@ -78,30 +79,6 @@ impl FrameCodec {
 
 fn be_u32(b: &[u8]) -> usize {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
-}
-
-impl FrameCodec {
-    /// The kind of the next frame in `src` once its header has arrived
-    /// (`None` before that), without consuming anything. A header that
-    /// cannot be read counts as a reply, so that `decode` reports the error.
-    pub(crate) fn peek_kind(&self, src: &[u8]) -> Option<Kind> {
-        if self.skip > 0 {
-            // Discarding an oversized body costs nothing: let it proceed.
-            return Some(Kind::Reply);
-        }
-        if src.len() < 4 {
-            return None;
-        }
-        let header_len = be_u32(src);
-        if header_len == 0 || header_len > self.max_frame_size {
-            return Some(Kind::Reply);
-        }
-        let header = src.get(5..4 + header_len)?;
-        let kind = HeaderCodec::from_id(src[4])
-            .and_then(|codec| Header::decode(codec, header).ok())
-            .map_or(Kind::Reply, |h| h.kind);
-        Some(kind)
-    }
 }
 
 impl FrameCodec {
@@ -239,7 +216,7 @@ impl Encoder<&Frame> for FrameCodec {
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
         encode_frame(
             frame.header_codec,
-            &frame.header,
+            frame.header.as_ref(),
             &frame.body,
             self.max_frame_size,
             dst,
@@ -255,27 +232,97 @@ impl Encoder<&Frame> for FrameCodec {
 /// [`FrameError::TooLarge`]. A length is never truncated to fit its `u32`.
 pub(crate) fn encode_frame(
     header_codec: HeaderCodec,
-    header: &Header,
+    header: HeaderRef<'_>,
     body: &[u8],
     limit: usize,
-    dst: &mut BytesMut,
+    dst: &mut impl FrameBuf,
 ) -> Result<(), FrameError> {
+    check_size("body", body.len(), limit.min(u32::MAX as usize))?;
+    let body_at = begin_frame(header_codec, header, body.len(), limit, dst)?;
+    dst.put_slice(body);
+    end_frame(dst, body_at);
+    Ok(())
+}
+
+/// [`encode_frame`] with a body section in two parts: its codec id byte
+/// and its payload (a [`RawBody`](crate::codec::RawBody)'s bytes, copied
+/// once, straight into `dst`).
+pub(crate) fn encode_frame_parts(
+    header_codec: HeaderCodec,
+    header: HeaderRef<'_>,
+    codec_id: u8,
+    payload: &[u8],
+    limit: usize,
+    dst: &mut impl FrameBuf,
+) -> Result<(), FrameError> {
+    check_size("body", 1 + payload.len(), limit.min(u32::MAX as usize))?;
+    let body_at = begin_frame(header_codec, header, 1 + payload.len(), limit, dst)?;
+    dst.put_u8(codec_id);
+    dst.put_slice(payload);
+    end_frame(dst, body_at);
+    Ok(())
+}
+
+/// A buffer frames are encoded into: the connection's write buffer, or the
+/// vector a caller encodes its whole call into.
+pub(crate) trait FrameBuf: BufMut + std::ops::DerefMut<Target = [u8]> {
+    /// Drops everything after the first `len` bytes.
+    fn truncate_to(&mut self, len: usize);
+    /// Makes room for at least `additional` more bytes.
+    fn reserve_more(&mut self, additional: usize);
+}
+
+impl FrameBuf for BytesMut {
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
+    fn reserve_more(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
+impl FrameBuf for Vec<u8> {
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
+    fn reserve_more(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
+/// Appends a frame's header and a placeholder for its body length, with
+/// room reserved for a body of about `body_hint` bytes; returns where the
+/// body length goes. Write the body section next, then [`end_frame`].
+/// A header over `limit` leaves `dst` as it was.
+pub(crate) fn begin_frame(
+    header_codec: HeaderCodec,
+    header: HeaderRef<'_>,
+    body_hint: usize,
+    limit: usize,
+    dst: &mut impl FrameBuf,
+) -> Result<usize, FrameError> {
     let limit = limit.min(u32::MAX as usize);
-    check_size("body", body.len(), limit)?;
     let start = dst.len();
-    dst.reserve(4 + 1 + 32 + header.uri.len() + header.status.len() + 4 + body.len());
+    dst.reserve_more(4 + 1 + 32 + header.uri.len() + header.status.len() + 4 + body_hint);
     dst.put_u32(0);
     dst.put_u8(header_codec.id());
-    header.encode(header_codec, dst);
+    header.encode(header_codec, &mut *dst);
     let header_len = dst.len() - start - 4;
     if let Err(e) = check_size("header", header_len, limit) {
-        dst.truncate(start);
+        dst.truncate_to(start);
         return Err(e);
     }
     dst[start..start + 4].copy_from_slice(&(header_len as u32).to_be_bytes());
-    dst.put_u32(body.len() as u32);
-    dst.put_slice(body);
-    Ok(())
+    let body_at = dst.len();
+    dst.put_u32(0);
+    Ok(body_at)
+}
+
+/// Fills in the body length of a frame begun with [`begin_frame`]: the
+/// body section is everything after it. Its size is the caller's to check.
+pub(crate) fn end_frame(dst: &mut impl FrameBuf, body_at: usize) {
+    let body_len = dst.len() - body_at - 4;
+    dst[body_at..body_at + 4].copy_from_slice(&(body_len as u32).to_be_bytes());
 }
 
 /// The frame size rule, for both directions: a header or a body (each with
@@ -390,19 +437,6 @@ mod tests {
         let f = codec.decode(&mut buf).unwrap().unwrap();
         assert_eq!(f.body_codec(), Some(b'p'));
         assert!(f.payload().is_empty());
-    }
-
-    #[test]
-    fn peek_kind_reads_the_header_without_consuming() {
-        let codec = FrameCodec::default();
-        let mut buf = BytesMut::new();
-        FrameCodec::default().encode(&sample(), &mut buf).unwrap();
-        for cut in 0..buf.len() {
-            let expected = (cut >= 5 + 0x13).then_some(Kind::Pull);
-            assert_eq!(codec.peek_kind(&buf[..cut]), expected, "cut at {cut}");
-        }
-        assert_eq!(codec.peek_kind(&buf), Some(Kind::Pull));
-        assert_eq!(codec.peek_kind(b"\x00\x00\x00\x00"), Some(Kind::Reply));
     }
 
     #[test]

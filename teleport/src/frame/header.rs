@@ -173,24 +173,19 @@ impl Header {
 
     /// Appends the header encoded with `codec` to `dst` (without the codec id byte).
     pub fn encode(&self, codec: HeaderCodec, dst: &mut BytesMut) {
-        match codec {
-            HeaderCodec::Protobuf => {
-                let proto = ProtoHeaderRef::from(self);
-                proto.encode_raw(dst);
-            }
-            HeaderCodec::Json => {
-                let json = JsonHeader {
-                    seq: self.seq,
-                    kind: self.kind.to_wire(),
-                    uri: &self.uri,
-                    gzip: self.gzip,
-                    status_code: self.status_code,
-                    status: &self.status,
-                    timeout_ms: self.timeout_ms,
-                };
-                // Serializing a struct of integers and strings into memory cannot fail.
-                let _ = serde_json::to_writer(dst.writer(), &json);
-            }
+        self.as_ref().encode(codec, dst);
+    }
+
+    /// The header as borrowed parts, to encode without copying its strings.
+    pub(crate) fn as_ref(&self) -> HeaderRef<'_> {
+        HeaderRef {
+            seq: self.seq,
+            kind: self.kind,
+            uri: &self.uri,
+            gzip: self.gzip,
+            status_code: self.status_code,
+            status: &self.status,
+            timeout_ms: self.timeout_ms,
         }
     }
 
@@ -317,42 +312,70 @@ impl From<ProtoHeader> for Header {
     }
 }
 
-/// Encodes a borrowed header with prost's field encoders, without cloning strings.
-struct ProtoHeaderRef<'a> {
-    h: &'a Header,
+/// A header whose strings are borrowed: what the session encodes, so that
+/// a reply can reuse the URI of the pull it answers and a status text its
+/// static form, without copying either per call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeaderRef<'a> {
+    pub(crate) seq: u64,
+    pub(crate) kind: Kind,
+    pub(crate) uri: &'a str,
+    pub(crate) gzip: i32,
+    pub(crate) status_code: i32,
+    pub(crate) status: &'a str,
+    pub(crate) timeout_ms: u64,
 }
 
-impl<'a> From<&'a Header> for ProtoHeaderRef<'a> {
-    fn from(h: &'a Header) -> Self {
-        ProtoHeaderRef { h }
-    }
-}
-
-impl ProtoHeaderRef<'_> {
-    fn encode_raw(&self, buf: &mut BytesMut) {
-        use prost::encoding::{int32, string, uint64};
-        let h = self.h;
-        if h.seq != 0 {
-            uint64::encode(1, &h.seq, buf);
+impl HeaderRef<'_> {
+    /// Appends the header encoded with `codec` to `dst` (without the codec id byte).
+    pub(crate) fn encode(&self, codec: HeaderCodec, dst: &mut impl BufMut) {
+        match codec {
+            HeaderCodec::Protobuf => self.encode_proto(dst),
+            HeaderCodec::Json => {
+                let json = JsonHeader {
+                    seq: self.seq,
+                    kind: self.kind.to_wire(),
+                    uri: self.uri,
+                    gzip: self.gzip,
+                    status_code: self.status_code,
+                    status: self.status,
+                    timeout_ms: self.timeout_ms,
+                };
+                // Serializing a struct of integers and strings into memory cannot fail.
+                let _ = serde_json::to_writer(dst.writer(), &json);
+            }
         }
-        let kind = h.kind.to_wire();
+    }
+
+    /// Protobuf with prost's field encoders, zero values left out.
+    fn encode_proto(&self, buf: &mut impl BufMut) {
+        use prost::encoding::{WireType, encode_key, encode_varint, int32, uint64};
+        fn string(tag: u32, text: &str, buf: &mut impl BufMut) {
+            encode_key(tag, WireType::LengthDelimited, buf);
+            encode_varint(text.len() as u64, buf);
+            buf.put_slice(text.as_bytes());
+        }
+        if self.seq != 0 {
+            uint64::encode(1, &self.seq, buf);
+        }
+        let kind = self.kind.to_wire();
         if kind != 0 {
             int32::encode(2, &kind, buf);
         }
-        if !h.uri.is_empty() {
-            string::encode(3, &h.uri, buf);
+        if !self.uri.is_empty() {
+            string(3, self.uri, buf);
         }
-        if h.gzip != 0 {
-            int32::encode(4, &h.gzip, buf);
+        if self.gzip != 0 {
+            int32::encode(4, &self.gzip, buf);
         }
-        if h.status_code != 0 {
-            int32::encode(5, &h.status_code, buf);
+        if self.status_code != 0 {
+            int32::encode(5, &self.status_code, buf);
         }
-        if !h.status.is_empty() {
-            string::encode(6, &h.status, buf);
+        if !self.status.is_empty() {
+            string(6, self.status, buf);
         }
-        if h.timeout_ms != 0 {
-            uint64::encode(15, &h.timeout_ms, buf);
+        if self.timeout_ms != 0 {
+            uint64::encode(15, &self.timeout_ms, buf);
         }
     }
 }

@@ -24,10 +24,12 @@ mod error;
 mod header;
 
 pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec};
-pub(crate) use codec::{Decoded, check_size, encode_frame};
+pub(crate) use codec::{
+    Decoded, begin_frame, check_size, encode_frame, encode_frame_parts, end_frame,
+};
 pub use error::FrameError;
-pub(crate) use header::split_uri;
 pub use header::{Header, HeaderCodec, Kind};
+pub(crate) use header::{HeaderRef, split_uri};
 
 use bytes::Bytes;
 
@@ -55,6 +57,53 @@ impl Frame {
             Bytes::new()
         } else {
             self.body.slice(1..)
+        }
+    }
+}
+
+/// A body section on its way out: shared bytes (a raw handler's reply, a
+/// forwarded body), the vector it was just encoded into (written as it is
+/// rather than wrapped in a [`Bytes`], which would allocate again), or a
+/// codec id and a payload that is already bytes ([`RawBody`](crate::codec::RawBody),
+/// written without a copy into a body first).
+#[derive(Clone, Debug)]
+pub(crate) enum Section {
+    Bytes(Bytes),
+    Vec(Vec<u8>),
+    Parts(u8, Bytes),
+}
+
+impl Section {
+    /// No body.
+    pub(crate) fn empty() -> Section {
+        Section::Bytes(Bytes::new())
+    }
+
+    /// Its length, codec id byte included.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Section::Bytes(b) => b.len(),
+            Section::Vec(v) => v.len(),
+            Section::Parts(_, payload) => 1 + payload.len(),
+        }
+    }
+
+    /// Whether there is no body.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The section as [`Bytes`] (for the plugin hooks, which see a [`Frame`]).
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self {
+            Section::Bytes(b) => b,
+            Section::Vec(v) => Bytes::from(v),
+            Section::Parts(id, payload) => {
+                let mut v = Vec::with_capacity(1 + payload.len());
+                v.push(id);
+                v.extend_from_slice(&payload);
+                Bytes::from(v)
+            }
         }
     }
 }

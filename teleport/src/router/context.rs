@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicI8, AtomicU16, Ordering};
 
 use bytes::Bytes;
 
-use crate::codec::{CodecId, Encode, GzipLevel, encode_section};
-use crate::frame::{Frame, Header, HeaderCodec, split_uri};
+use crate::codec::{CodecId, Encode, GzipLevel, encode_section_into};
+use crate::frame::{Frame, Header, HeaderCodec, HeaderRef, Kind, Section, split_uri};
 use crate::peer::Peer;
 use crate::session::Session;
 use crate::status::Status;
@@ -194,18 +194,36 @@ impl Ctx {
         }
     }
 
-    /// A reply frame carrying `value` with status 200, or a 500 if it cannot be encoded.
-    pub(crate) fn reply_value<T: Encode + ?Sized>(&self, value: &T) -> Frame {
+    /// A reply carrying `value` with status 200, or a 500 if it cannot be encoded.
+    pub(crate) fn reply_value<T: Encode + ?Sized>(&self, value: &T) -> Reply {
         let config = self.inner.session.config();
         let gzip = self.reply_gzip();
-        match encode_section(
+        let codec = self.reply_codec();
+        if let (true, Some(payload)) = (gzip.is_none(), value.as_payload()) {
+            // Bytes as they are: copied once, straight into the write buffer.
+            let len = 1 + payload.len();
+            if len <= config.max_frame_size {
+                return Reply {
+                    status: Status::ok(),
+                    gzip: gzip.get(),
+                    body: Section::Parts(codec.0, payload.clone()),
+                };
+            }
+        }
+        let mut body = Vec::with_capacity(64);
+        match encode_section_into(
             value,
-            self.reply_codec(),
+            codec,
             gzip,
             &config.codecs,
             config.max_frame_size,
+            &mut body,
         ) {
-            Ok(body) => self.reply_frame(&Status::ok(), gzip.get(), body),
+            Ok(()) => Reply {
+                status: Status::ok(),
+                gzip: gzip.get(),
+                body: Section::Vec(body),
+            },
             Err(e) => {
                 tracing::error!(uri = %self.uri(), error = %e, "cannot encode the reply");
                 self.reply_status(&Status::internal(format!("cannot encode the reply: {e}")))
@@ -213,23 +231,61 @@ impl Ctx {
         }
     }
 
-    /// A body-less reply frame with a status.
-    pub(crate) fn reply_status(&self, status: &Status) -> Frame {
-        self.reply_frame(status, self.inner.header.gzip, Bytes::new())
+    /// A body-less reply with a status.
+    pub(crate) fn reply_status(&self, status: &Status) -> Reply {
+        Reply {
+            status: status.clone(),
+            gzip: self.inner.header.gzip,
+            body: Section::empty(),
+        }
     }
 
-    /// A reply frame with a status and an already-encoded body section.
-    pub(crate) fn reply_frame(&self, status: &Status, gzip: i32, body: Bytes) -> Frame {
-        let mut header = self.inner.header.reply(status);
-        header.gzip = if body.is_empty() {
-            self.inner.header.gzip
-        } else {
-            gzip
-        };
+    /// The reply as a frame of its own (for the plugin hooks, which may
+    /// change it): its header copies the pull's URI.
+    pub(crate) fn reply_frame(&self, reply: Reply) -> Frame {
+        let header = reply.header(&self.inner.header);
         Frame {
             header_codec: self.inner.header_codec,
-            header,
-            body,
+            header: Header {
+                seq: header.seq,
+                kind: header.kind,
+                uri: header.uri.to_owned(),
+                gzip: header.gzip,
+                status_code: header.status_code,
+                status: header.status.to_owned(),
+                timeout_ms: 0,
+            },
+            body: reply.body.into_bytes(),
+        }
+    }
+}
+
+/// A pull handler's answer before it is written: its header is made from
+/// the pull's when it is encoded, borrowing the URI instead of copying it.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: Status,
+    /// The gzip level of `body` (the pull's when there is no body).
+    pub(crate) gzip: i32,
+    pub(crate) body: Section,
+}
+
+impl Reply {
+    /// The reply header answering the pull whose header is `pull`: same
+    /// seq, URI and (without a body) gzip level.
+    pub(crate) fn header<'a>(&'a self, pull: &'a Header) -> HeaderRef<'a> {
+        HeaderRef {
+            seq: pull.seq,
+            kind: Kind::Reply,
+            uri: &pull.uri,
+            gzip: if self.body.is_empty() {
+                pull.gzip
+            } else {
+                self.gzip
+            },
+            status_code: self.status.code(),
+            status: self.status.text(),
+            timeout_ms: 0,
         }
     }
 }

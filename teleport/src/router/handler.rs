@@ -11,8 +11,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::Ctx;
-use crate::codec::{CodecError, Decode, Encode, decode_section};
-use crate::frame::Frame;
+use super::context::Reply;
+use crate::codec::{CodecError, Decode, Encode, decode_section_bytes};
+use crate::frame::Section;
 use crate::status::{Status, code};
 
 /// A boxed, sendable future: the one shape every handler runs as.
@@ -20,7 +21,7 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 
 /// A handler after erasure: a pull handler's future yields its reply frame,
 /// a push handler's yields `None`.
-pub(crate) type HandlerFn = Arc<dyn Fn(Ctx, Bytes) -> BoxFuture<Option<Frame>> + Send + Sync>;
+pub(crate) type HandlerFn = Arc<dyn Fn(Ctx, Bytes) -> BoxFuture<Option<Reply>> + Send + Sync>;
 
 /// The reply of a raw pull handler: a status and an already-encoded body.
 ///
@@ -63,9 +64,9 @@ where
     Resp: Encode + Send + 'static,
     E: Into<Status> + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
+    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
         let config = ctx.session().config();
-        match decode_section::<Req>(
+        match decode_section_bytes::<Req>(
             &body,
             ctx.header().gzip,
             &config.codecs,
@@ -94,9 +95,9 @@ where
     Fut: Future<Output = ()> + Send + 'static,
     Req: Decode + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
+    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
         let config = ctx.session().config();
-        match decode_section::<Req>(
+        match decode_section_bytes::<Req>(
             &body,
             ctx.header().gzip,
             &config.codecs,
@@ -122,11 +123,15 @@ where
     F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = RawReply> + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
+    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
         let fut = f(ctx.clone(), body);
         Box::pin(async move {
             let reply = fut.await;
-            Some(ctx.reply_frame(&reply.status, reply.gzip, reply.body))
+            Some(Reply {
+                status: reply.status,
+                gzip: reply.gzip,
+                body: Section::Bytes(reply.body),
+            })
         })
     })
 }
@@ -136,7 +141,7 @@ where
     F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Frame>> {
+    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
         let fut = f(ctx, body);
         Box::pin(async move {
             fut.await;

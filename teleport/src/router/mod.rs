@@ -45,6 +45,7 @@ use std::future::Future;
 use bytes::Bytes;
 
 pub use context::Ctx;
+pub(crate) use context::Reply;
 pub use handler::RawReply;
 pub(crate) use handler::{BoxFuture, HandlerFn};
 pub use uri::to_snake_case;
@@ -67,8 +68,10 @@ pub(crate) struct Route<H> {
 /// Maps URI paths to handlers. See the [module docs](self).
 #[derive(Clone, Default)]
 pub struct Router {
-    pulls: HashMap<String, Route<HandlerFn>>,
-    pushes: HashMap<String, Route<HandlerFn>>,
+    // Looked up once per call with a path the remote side chose, but only
+    // registered routes are ever inserted: a fast hash is safe here.
+    pulls: HashMap<String, Route<HandlerFn>, foldhash::fast::RandomState>,
+    pushes: HashMap<String, Route<HandlerFn>, foldhash::fast::RandomState>,
     unknown_pull: Option<Route<HandlerFn>>,
     unknown_push: Option<Route<HandlerFn>>,
 }

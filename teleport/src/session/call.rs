@@ -26,10 +26,13 @@ use super::{Command, Session, Shared};
 const GOING_AWAY: &str =
     "the remote peer is going away (shutting down or restarting); retry on another session";
 use crate::codec::{
-    CodecError, CodecId, Decode, Encode, GzipLevel, decode_section, encode_section,
+    CodecError, CodecId, Decode, Encode, GzipLevel, decode_section_bytes, encode_section,
+    encode_section_into,
 };
 use crate::error::Error;
-use crate::frame::{Frame, Header, HeaderCodec, Kind, check_size};
+use crate::frame::{
+    Frame, Header, HeaderCodec, HeaderRef, Kind, begin_frame, check_size, encode_frame, end_frame,
+};
 
 /// The per-call option setters, written once for [`CallOptions`], [`Pull`]
 /// and [`Push`]: each stores into `self.options` (for `CallOptions`, into
@@ -158,7 +161,7 @@ impl Session {
         Req: Encode + ?Sized,
         Resp: Decode,
     {
-        let prepared = self.prepare(uri, arg, &options);
+        let prepared = self.prepare(Kind::Pull, uri, arg, &options);
         self.finish_pull(uri, prepared, options.timeout).await
     }
 
@@ -199,7 +202,7 @@ impl Session {
     where
         Req: Encode + ?Sized,
     {
-        let prepared = self.prepare(uri, arg, &options);
+        let prepared = self.prepare(Kind::Push, uri, arg, &options);
         self.finish_push(prepared, false).await
     }
 
@@ -221,7 +224,7 @@ impl Session {
         body: Bytes,
         options: CallOptions,
     ) -> Result<Frame, Error> {
-        let prepared = self.prepare_raw(uri, gzip, body, &options);
+        let prepared = self.prepare_raw(Kind::Pull, uri, gzip, body, &options);
         self.send_pull(uri, prepared, options.timeout).await
     }
 
@@ -237,13 +240,17 @@ impl Session {
         body: Bytes,
         options: CallOptions,
     ) -> Result<(), Error> {
-        let prepared = self.prepare_raw(uri, gzip, body, &options);
+        let prepared = self.prepare_raw(Kind::Push, uri, gzip, body, &options);
         self.finish_push(prepared, false).await
     }
 
-    /// Encodes the argument on the caller's task.
+    /// Encodes the call on the caller's task: its header and its argument,
+    /// straight into the one buffer the connection task will copy into its
+    /// write buffer (or, when plugins must see the frame before it is
+    /// written, into parts they can change).
     fn prepare<Req: Encode + ?Sized>(
         &self,
+        kind: Kind,
         uri: &str,
         arg: &Req,
         options: &CallOptions,
@@ -251,27 +258,149 @@ impl Session {
         let config = &self.shared.config;
         let codec = options.codec.unwrap_or(config.body_codec);
         let level = options.gzip.unwrap_or(config.gzip);
-        let body = encode_section(arg, codec, level, &config.codecs, config.max_frame_size)
-            .map_err(|e| match e {
-                CodecError::TooLarge { len, limit } => Error::TooLarge {
-                    uri: uri.to_owned(),
-                    part: "body",
-                    len,
-                    limit,
-                },
-                other => Error::Codec(other),
-            })?;
         let header_codec = options.header_codec.unwrap_or(config.header_codec);
-        Ok((header_codec, raw_header(uri, level.get()), body))
+        let limit = config.max_frame_size.min(u32::MAX as usize);
+        let body_error = |e: CodecError| match e {
+            CodecError::TooLarge { len, limit } => Error::TooLarge {
+                uri: uri.to_owned(),
+                part: "body",
+                len,
+                limit,
+            },
+            other => Error::Codec(other),
+        };
+        let seq = self.next_seq(kind);
+        if !config.plugins.is_empty() {
+            let body =
+                encode_section(arg, codec, level, &config.codecs, limit).map_err(body_error)?;
+            return Ok(Call::Parts(Box::new((
+                header_codec,
+                owned_header(seq, kind, uri, level.get(), self.timeout_ms(kind, options)),
+                body,
+            ))));
+        }
+        let header = header_ref(seq, kind, uri, level.get(), self.timeout_ms(kind, options));
+        let mut bytes = Vec::new();
+        if let (true, Some(payload)) = (level.is_none(), arg.as_payload()) {
+            // Bytes as they are: the connection task copies them straight
+            // into its write buffer after the header.
+            let len = 1 + payload.len();
+            if len > limit {
+                return Err(body_error(CodecError::TooLarge { len, limit }));
+            }
+            let body_at = begin_frame(header_codec, header, 0, limit, &mut bytes)
+                .map_err(|e| Error::too_large(uri, e))?;
+            bytes.push(codec.0);
+            bytes[body_at..body_at + 4].copy_from_slice(&(len as u32).to_be_bytes());
+            return Ok(Call::Encoded(Outgoing {
+                seq,
+                bytes,
+                tail: payload.clone(),
+                header: None,
+            }));
+        }
+        let body_at = begin_frame(header_codec, header, 64, limit, &mut bytes)
+            .map_err(|e| Error::too_large(uri, e))?;
+        encode_section_into(arg, codec, level, &config.codecs, limit, &mut bytes)
+            .map_err(body_error)?;
+        end_frame(&mut bytes, body_at);
+        Ok(Call::Encoded(Outgoing {
+            seq,
+            bytes,
+            tail: Bytes::new(),
+            header: None,
+        }))
     }
 
-    /// Checks an already-encoded body section against the frame size limit.
-    fn prepare_raw(&self, uri: &str, gzip: i32, body: Bytes, options: &CallOptions) -> Prepared {
+    /// Prepares an already-encoded body section, checked against the frame
+    /// size limit.
+    fn prepare_raw(
+        &self,
+        kind: Kind,
+        uri: &str,
+        gzip: i32,
+        body: Bytes,
+        options: &CallOptions,
+    ) -> Prepared {
         let config = &self.shared.config;
         check_size("body", body.len(), config.max_frame_size)
             .map_err(|e| Error::too_large(uri, e))?;
         let header_codec = options.header_codec.unwrap_or(config.header_codec);
-        Ok((header_codec, raw_header(uri, gzip), body))
+        let seq = self.next_seq(kind);
+        if !config.plugins.is_empty() {
+            return Ok(Call::Parts(Box::new((
+                header_codec,
+                owned_header(seq, kind, uri, gzip, self.timeout_ms(kind, options)),
+                body,
+            ))));
+        }
+        let mut bytes = Vec::new();
+        encode_frame(
+            header_codec,
+            header_ref(seq, kind, uri, gzip, self.timeout_ms(kind, options)),
+            &body,
+            config.max_frame_size,
+            &mut bytes,
+        )
+        .map_err(|e| Error::too_large(uri, e))?;
+        Ok(Call::Encoded(Outgoing {
+            seq,
+            bytes,
+            tail: Bytes::new(),
+            header: None,
+        }))
+    }
+
+    /// The deadline a pull carries to the serving peer (`Header::timeout_ms`):
+    /// its timeout in whole milliseconds, at least 1; 0 for none (pushes,
+    /// pulls that wait forever, `PeerConfig::send_deadlines` off).
+    fn timeout_ms(&self, kind: Kind, options: &CallOptions) -> u64 {
+        let config = &self.shared.config;
+        if kind != Kind::Pull || !config.send_deadlines {
+            return 0;
+        }
+        match options.timeout.unwrap_or(config.pull_timeout) {
+            // Whole milliseconds, at least 1: 0 means no deadline.
+            Some(t) => u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1),
+            None => 0,
+        }
+    }
+
+    /// The next sequence number of a pull or a push (each kind counts its own).
+    fn next_seq(&self, kind: Kind) -> u64 {
+        let counter = if kind == Kind::Push {
+            &self.shared.push_seq
+        } else {
+            &self.shared.pull_seq
+        };
+        counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The call ready for the connection task: encoded already, or after
+    /// the peer plugins' `before_write_pull`/`before_write_push` hooks.
+    fn outgoing(&self, call: Call) -> Result<Outgoing, Error> {
+        let (header_codec, header, body) = match call {
+            Call::Encoded(outgoing) => return Ok(outgoing),
+            Call::Parts(parts) => {
+                let (header_codec, header, body) = *parts;
+                self.before_write(header_codec, header, body)?
+            }
+        };
+        let mut bytes = Vec::new();
+        encode_frame(
+            header_codec,
+            header.as_ref(),
+            &body,
+            self.shared.config.max_frame_size,
+            &mut bytes,
+        )
+        .map_err(|e| Error::too_large(header.uri.as_str(), e))?;
+        Ok(Outgoing {
+            seq: header.seq,
+            bytes,
+            tail: Bytes::new(),
+            header: Some(Box::new(header)),
+        })
     }
 
     async fn finish_pull<Resp: Decode>(
@@ -287,7 +416,7 @@ impl Session {
             return Err(Error::remote_status(uri, reply.header.status()));
         }
         let config = &self.shared.config;
-        Ok(decode_section(
+        Ok(decode_section_bytes(
             &reply.body,
             reply.header.gzip,
             &config.codecs,
@@ -303,31 +432,16 @@ impl Session {
         prepared: Prepared,
         timeout: Option<Option<Duration>>,
     ) -> Result<Frame, Error> {
-        let (mut header_codec, mut header, mut body) = prepared?;
+        let call = prepared?;
         if self.is_going_away() {
             return Err(Error::not_sent(uri, GOING_AWAY));
         }
-        let seq = self.shared.pull_seq.fetch_add(1, Ordering::Relaxed);
-        header.seq = seq;
-        header.kind = Kind::Pull;
+        let frame = self.outgoing(call)?;
+        let seq = frame.seq;
         let timeout = timeout.unwrap_or(self.shared.config.pull_timeout);
-        if let Some(t) = timeout {
-            if self.shared.config.send_deadlines {
-                // Whole milliseconds, at least 1: 0 means no deadline.
-                header.timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1);
-            }
-        }
-        if !self.shared.config.plugins.is_empty() {
-            (header_codec, header, body) = self.before_write(header_codec, header, body)?;
-        }
         let start = Instant::now();
         let (tx, rx) = oneshot::channel();
-        let cmd = Command::Pull {
-            header_codec,
-            header,
-            body,
-            reply: tx,
-        };
+        let cmd = Command::Pull { frame, reply: tx };
         let wait = async {
             // Bounded pulls in flight: past the limit the caller waits for a
             // slot, within its timeout.
@@ -357,6 +471,10 @@ impl Session {
                 Err(_) => Err(self.closed_error()),
             }
         };
+        // Pinned where it is: `timeout` and `.await` then move a pointer,
+        // not the whole future (its moves were memcpy calls, about 250
+        // instructions per call).
+        let wait = std::pin::pin!(wait);
         let result = match timeout {
             Some(t) => match tokio::time::timeout(t, wait).await {
                 Ok(r) => r,
@@ -381,18 +499,18 @@ impl Session {
 
     /// Queues a prepared push; with `flushed`, waits until it is written.
     async fn finish_push(&self, prepared: Prepared, flushed: bool) -> Result<(), Error> {
-        let (mut header_codec, mut header, mut body) = prepared?;
+        let call = prepared?;
         if self.is_going_away() {
-            return Err(Error::not_sent(header.uri, GOING_AWAY));
+            let uri = match &call {
+                Call::Encoded(frame) => frame.uri(),
+                Call::Parts(parts) => parts.1.uri.clone(),
+            };
+            return Err(Error::not_sent(uri, GOING_AWAY));
         }
-        header.seq = self.shared.push_seq.fetch_add(1, Ordering::Relaxed);
-        header.kind = Kind::Push;
-        if !self.shared.config.plugins.is_empty() {
-            (header_codec, header, body) = self.before_write(header_codec, header, body)?;
-        }
-        tracing::debug!(target: "teleport::call", kind = "push-launch", session = self.id(), remote = %self.remote_addr(), uri = %header.uri, seq = header.seq, size = body.len());
+        let frame = self.outgoing(call)?;
+        tracing::debug!(target: "teleport::call", kind = "push-launch", session = self.id(), remote = %self.remote_addr(), uri = %frame.uri(), seq = frame.seq, size = frame.bytes.len());
         let Ok(permit) = self.shared.cmd_tx.reserve().await else {
-            return Err(self.not_sent_error(&header.uri));
+            return Err(self.not_sent_error(&frame.uri()));
         };
         let (tx, rx) = if flushed {
             let (tx, rx) = oneshot::channel();
@@ -400,13 +518,8 @@ impl Session {
         } else {
             (None, None)
         };
-        let uri = flushed.then(|| header.uri.clone());
-        permit.send(Command::Push {
-            header_codec,
-            header,
-            body,
-            flushed: tx,
-        });
+        let uri = flushed.then(|| frame.uri());
+        permit.send(Command::Push { frame, flushed: tx });
         match (rx, uri) {
             (Some(rx), Some(uri)) => rx.await.unwrap_or_else(|_| {
                 Err(Error::closed(format!(
@@ -438,7 +551,50 @@ impl Session {
 }
 
 type Parts = (HeaderCodec, Header, Bytes);
-type Prepared = Result<(HeaderCodec, Header, Bytes), Error>;
+type Prepared = Result<Call, Error>;
+
+/// A call after [`Session::prepare`]. Its size matters: it is moved, as
+/// part of the pull's future, several times per call (moves past a few
+/// hundred bytes are `memcpy` calls), hence the boxes on the plugin path.
+enum Call {
+    /// Encoded whole (no plugin to run first).
+    Encoded(Outgoing),
+    /// Header and body section for the plugins' before-write hooks.
+    Parts(Box<Parts>),
+}
+
+/// A pull or push encoded on the caller's task, ready for the connection
+/// task: the whole frame, header and body, in one buffer that the
+/// connection task copies into its write buffer as it is.
+pub(crate) struct Outgoing {
+    /// The sequence number in its header.
+    pub(crate) seq: u64,
+    /// The encoded frame (all of it, or all but `tail`).
+    pub(crate) bytes: Vec<u8>,
+    /// The end of the body when it is shared bytes ([`RawBody`](crate::codec::RawBody)):
+    /// written after `bytes` without a copy into them first.
+    pub(crate) tail: Bytes,
+    /// The header, kept only for the plugins' after-write hooks (boxed:
+    /// see [`Call`]).
+    pub(crate) header: Option<Box<Header>>,
+}
+
+impl Outgoing {
+    /// The call's URI, read back from the encoded frame: only the errors
+    /// of calls that were not sent need it, so the common path keeps no
+    /// copy of it.
+    pub(crate) fn uri(&self) -> String {
+        if let Some(header) = &self.header {
+            return header.uri.clone();
+        }
+        let b = &self.bytes;
+        let header_len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        HeaderCodec::from_id(b[4])
+            .and_then(|codec| Header::decode(codec, &b[5..4 + header_len]).ok())
+            .map(|h| h.uri)
+            .unwrap_or_default()
+    }
+}
 
 /// Tells the connection task to forget a pull whose caller stopped waiting
 /// (timeout or a dropped future), so its slot is freed at once.
@@ -461,10 +617,25 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
-fn raw_header(uri: &str, gzip: i32) -> Header {
+fn header_ref(seq: u64, kind: Kind, uri: &str, gzip: i32, timeout_ms: u64) -> HeaderRef<'_> {
+    HeaderRef {
+        seq,
+        kind,
+        uri,
+        gzip,
+        status_code: 0,
+        status: "",
+        timeout_ms,
+    }
+}
+
+fn owned_header(seq: u64, kind: Kind, uri: &str, gzip: i32, timeout_ms: u64) -> Header {
     Header {
+        seq,
+        kind,
         uri: uri.to_owned(),
         gzip,
+        timeout_ms,
         ..Header::default()
     }
 }
@@ -532,7 +703,9 @@ where
     fn into_future(self) -> PullFuture<'a, Resp> {
         // The argument is encoded now, on the caller's task; the future only
         // borrows the session and the URI.
-        let prepared = self.session.prepare(self.uri, self.arg, &self.options);
+        let prepared = self
+            .session
+            .prepare(Kind::Pull, self.uri, self.arg, &self.options);
         let (session, uri, timeout) = (self.session, self.uri, self.options.timeout);
         PullFuture {
             inner: Box::pin(async move { session.finish_pull(uri, prepared, timeout).await }),
@@ -614,7 +787,9 @@ impl<Req: Encode + ?Sized> IntoFuture for Push<'_, Req> {
     type IntoFuture = PushFuture;
 
     fn into_future(self) -> PushFuture {
-        let prepared = self.session.prepare(self.uri, self.arg, &self.options);
+        let prepared = self
+            .session
+            .prepare(Kind::Push, self.uri, self.arg, &self.options);
         let session = self.session.clone();
         let flushed = self.flushed;
         PushFuture {

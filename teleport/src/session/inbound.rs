@@ -32,7 +32,7 @@ use super::Session;
 use super::outbox::Outbox;
 use crate::frame::{Frame, Kind};
 use crate::plugin::{self, Plugins, Refusal};
-use crate::router::{BoxFuture, Ctx, HandlerFn, Router};
+use crate::router::{BoxFuture, Ctx, HandlerFn, Reply, Router};
 use crate::status::Status;
 
 /// The incoming calls of one session being handled.
@@ -190,7 +190,7 @@ impl Inbound {
                 header: frame.header.reply(&refusal.status),
                 body: Bytes::new(),
             };
-            self.write_reply(session, reply, route, out);
+            self.write_reply_frame(session, reply, route, out);
         }
     }
 
@@ -209,11 +209,28 @@ impl Inbound {
             header: frame.header.reply(status),
             body: Bytes::new(),
         };
-        self.write_reply(session, reply, &Plugins::new(), out);
+        self.write_reply_frame(session, reply, &Plugins::new(), out);
+    }
+
+    /// Queues a handler's reply: straight into the outbox, its header
+    /// borrowing the pull's URI, unless plugins have reply hooks to run.
+    fn write_reply(
+        &mut self,
+        session: &Session,
+        ctx: &Ctx,
+        reply: Reply,
+        route: &Plugins,
+        out: &mut Outbox,
+    ) {
+        if self.plugins.is_empty() && route.is_empty() {
+            out.reply_ref(ctx.header_codec(), reply.header(ctx.header()), &reply.body);
+        } else {
+            self.write_reply_frame(session, ctx.reply_frame(reply), route, out);
+        }
     }
 
     /// Queues a reply through the reply hooks of the peer's and the route's plugins.
-    fn write_reply(
+    fn write_reply_frame(
         &mut self,
         session: &Session,
         mut reply: Frame,
@@ -255,18 +272,18 @@ impl Inbound {
             }
         };
         log_call(session, &ctx, start, in_size, reply.as_ref());
-        if let Some(frame) = reply {
-            self.write_reply(session, frame, &plugins, out);
+        if let Some(reply) = reply {
+            self.write_reply(session, &ctx, reply, &plugins, out);
         }
     }
 }
 
 /// The one log line of a handled call, a warning when it was slow.
-fn log_call(session: &Session, ctx: &Ctx, start: Instant, in_size: usize, reply: Option<&Frame>) {
+fn log_call(session: &Session, ctx: &Ctx, start: Instant, in_size: usize, reply: Option<&Reply>) {
     let header = ctx.header();
     let cost = start.elapsed();
     let config = session.config();
-    let (status, out_size) = reply.map_or((0, 0), |f| (f.header.status_code, f.body.len()));
+    let (status, out_size) = reply.map_or((0, 0), |r| (r.status.code(), r.body.len()));
     let kind = if header.kind == Kind::Pull {
         "pull-handle"
     } else {
@@ -278,15 +295,16 @@ fn log_call(session: &Session, ctx: &Ctx, start: Instant, in_size: usize, reply:
         tracing::debug!(target: "teleport::call", kind, session = session.id(), remote = %session.remote_addr(), uri = %header.uri, seq = header.seq, status, in_size, out_size, ?cost);
     }
     if let (Some(frame), true) = (reply, config.log_bodies) {
-        tracing::trace!(target: "teleport::call", uri = %header.uri, body = %String::from_utf8_lossy(&frame.body), "reply body");
+        let body = frame.body.clone().into_bytes();
+        tracing::trace!(target: "teleport::call", uri = %header.uri, body = %String::from_utf8_lossy(&body), "reply body");
     }
 }
 
 /// A handler future that turns a panic into an error value.
-struct CatchPanic(BoxFuture<Option<Frame>>);
+struct CatchPanic(BoxFuture<Option<Reply>>);
 
 impl Future for CatchPanic {
-    type Output = Result<Option<Frame>, String>;
+    type Output = Result<Option<Reply>, String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
@@ -309,7 +327,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 enum Running {
     Inline(CatchPanic),
-    Spawned(JoinHandle<Result<Option<Frame>, String>>),
+    Spawned(JoinHandle<Result<Option<Reply>, String>>),
 }
 
 /// One incoming call being handled.
@@ -328,7 +346,7 @@ struct Task {
 /// How a handler ended.
 enum Outcome {
     /// It finished: a pull's reply, or `None` for a push.
-    Done(Option<Frame>),
+    Done(Option<Reply>),
     /// It panicked, with this message.
     Panicked(String),
     /// The caller's deadline passed first: it was dropped.

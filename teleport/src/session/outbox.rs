@@ -13,11 +13,13 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::sync::oneshot;
 
 use crate::error::Error;
-use crate::frame::{Frame, FrameError, Header, HeaderCodec, encode_frame};
+use crate::frame::{
+    Frame, FrameError, Header, HeaderCodec, HeaderRef, Section, encode_frame, encode_frame_parts,
+};
 use crate::status::Status;
 
 /// Told once a push is written (`Push::flushed`).
@@ -134,50 +136,78 @@ impl Outbox {
     ) -> Result<(), FrameError> {
         encode_frame(
             header_codec,
-            header,
+            header.as_ref(),
             body,
             self.max_frame_size,
             &mut self.buf,
         )
     }
 
+    /// Queues a frame a caller encoded (its size was checked then): its
+    /// bytes, then the payload it carries as shared bytes, if any.
+    pub(super) fn push_encoded(&mut self, frame: &[u8], tail: &[u8]) {
+        self.buf.reserve(frame.len() + tail.len());
+        self.buf.extend_from_slice(frame);
+        self.buf.extend_from_slice(tail);
+    }
+
     /// Queues a reply. A reply over the limit is replaced by a body-less
     /// `500` that names the sizes and the setting, so the caller learns why
     /// instead of waiting for a reply that never comes.
     pub(super) fn reply(&mut self, reply: &Frame) {
-        let Err(e) = encode_frame(
+        self.reply_ref(
             reply.header_codec,
-            &reply.header,
-            &reply.body,
-            self.max_frame_size,
-            &mut self.buf,
-        ) else {
+            reply.header.as_ref(),
+            &Section::Bytes(reply.body.clone()),
+        );
+    }
+
+    /// [`Outbox::reply`] from borrowed parts: a handler's reply is written
+    /// with the URI of the pull it answers, not a copy of it.
+    pub(super) fn reply_ref(
+        &mut self,
+        header_codec: HeaderCodec,
+        header: HeaderRef<'_>,
+        body: &Section,
+    ) {
+        let limit = self.max_frame_size;
+        let buf = &mut self.buf;
+        let written = match body {
+            Section::Bytes(b) => encode_frame(header_codec, header, b, limit, buf),
+            Section::Vec(v) => encode_frame(header_codec, header, v, limit, buf),
+            Section::Parts(id, payload) => {
+                encode_frame_parts(header_codec, header, *id, payload, limit, buf)
+            }
+        };
+        let Err(e) = written else {
             return;
         };
-        tracing::warn!(uri = %reply.header.uri, error = %e, "reply refused by the frame size limit; replied 500");
+        tracing::warn!(uri = %header.uri, error = %e, "reply refused by the frame size limit; replied 500");
         let status = Status::internal(format!(
             "the reply to {} cannot be sent: {e} (PeerConfig::max_frame_size of the replying peer)",
-            reply.header.uri
+            header.uri
         ));
-        let mut header = reply.header.clone();
-        header.status_code = status.code();
-        header.status = status.text().to_owned();
+        let mut header = HeaderRef {
+            status_code: status.code(),
+            status: status.text(),
+            ..header
+        };
         // A status text the size of the limit is the caller's doing; the
         // reply then goes without it.
         if encode_frame(
-            reply.header_codec,
-            &header,
-            &Bytes::new(),
+            header_codec,
+            header,
+            &[],
             self.max_frame_size,
             &mut self.buf,
         )
         .is_err()
         {
-            header.status.clear();
+            header.status = "";
             let _ = encode_frame(
-                reply.header_codec,
-                &header,
-                &Bytes::new(),
+                header_codec,
+                header,
+                &[],
                 self.max_frame_size,
                 &mut self.buf,
             );
