@@ -2,7 +2,6 @@
 #![allow(dead_code)] // The tests use the client, the server binary the rest.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 /// Which server answered, and a counter that is not safe to repeat.
 #[teleport::service]
