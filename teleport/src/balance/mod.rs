@@ -1,5 +1,9 @@
 //! Client-side load balancing with failover over the endpoints of a service.
 //!
+//! (Longer than most files: the client, its builder, the per-endpoint
+//! tasks that dial, eject and re-add, and the retry rule are one concept;
+//! the pick strategies have their own room, `pick.rs`.)
+//!
 //! A [`Balanced`] client resolves a service with a
 //! [`Resolver`] and keeps one session to every
 //! endpoint it can reach, and sends each call over one of them:

@@ -1,5 +1,9 @@
 //! Registration and discovery in etcd v3 (feature `etcd`).
 //!
+//! (Longer than most files: the small HTTP client for etcd's JSON gateway,
+//! leases, the watch stream and its resynchronisation are one concept, the
+//! etcd backend, with its tests.)
+//!
 //! A serving peer [registers](Registration::register) itself: its
 //! [`Endpoint`] as JSON under `/teleport/services/{service}/{addr}`,
 //! attached to a *lease* with a TTL that a background task keeps alive. It
