@@ -295,13 +295,13 @@ async fn a_restarted_upstream_is_dialed_again() {
     // The backend goes away: calls get 502; it comes back on the same port:
     // the proxy dials it again.
     backend1.close(Duration::from_secs(5)).await;
-    // Polled: the accept loop drops its listener after `close` returns, and
-    // the peer has no event for that (a `Peer::closed()` future that
-    // resolves once every accept loop has ended would be one).
-    wait::poll_until("the backend stopped listening", || {
-        backend1.listen_addrs().is_empty()
-    })
-    .await;
+    // The accept loop drops its listener after `close` returns.
+    tokio::time::timeout(
+        wait::GUARD,
+        backend1.wait_for(|peer| peer.listen_addrs().is_empty()),
+    )
+    .await
+    .expect("the backend stopped listening");
     let err = session
         .pull::<_, i64>("/typed/add", &[1, 1])
         .await

@@ -74,13 +74,13 @@ async fn the_listener_calls_a_service_served_by_the_dialing_peer() {
     let dialed = dialer.dial(addr).await.unwrap();
 
     // The listener finds the accepted session and calls the dialer's service
-    // on it. Polled: `dial` returns before the listener has accepted, and
-    // the peer has no event for a new session (a stream of accepted
-    // sessions, or a watch of the registry, would be one).
-    wait::poll_until("the listener accepted the session", || {
-        listener.session_count() == 1
-    })
-    .await;
+    // on it, once it has accepted it (`dial` returns before that).
+    tokio::time::timeout(
+        wait::GUARD,
+        listener.wait_for(|peer| peer.session_count() == 1),
+    )
+    .await
+    .expect("the listener accepted the session");
     let session = listener.sessions().pop().unwrap();
     assert_eq!(session.remote_addr(), dialed.local_addr());
     let worker = WorkerClient::new(session);

@@ -143,13 +143,14 @@ async fn both_sides_pull_and_push_at_once_on_one_connection() {
             assert_eq!(who, "client");
         }));
     }
-    // The server pulls the client directly too, at the same time. Polled:
-    // `dial` returns before the server has accepted, and the peer has no
-    // event for a new session (a stream of accepted sessions would be one).
-    wait::poll_until("the server accepted the session", || {
-        server.session_count() == 1
-    })
-    .await;
+    // The server pulls the client directly too, at the same time, once it
+    // has accepted the session (`dial` returns before that).
+    tokio::time::timeout(
+        wait::GUARD,
+        server.wait_for(|peer| peer.session_count() == 1),
+    )
+    .await
+    .expect("the server accepted the session");
     let server_side = server.sessions().pop().expect("one session");
     for _ in 0..50 {
         let s = server_side.clone();

@@ -157,10 +157,13 @@ async fn shutdown_stops_listening_and_refuses_new_dials() {
     let summary = server.shutdown(Duration::from_secs(1)).await;
     assert_eq!(summary.sessions, 0);
     assert!(server.is_closing());
-    // Polled: the accept loop drops its listener after `shutdown` returns,
-    // and the peer has no event for that (a `Peer::closed()` future that
-    // resolves once every accept loop has ended would be one).
-    wait::poll_until("the listener closed", || server.listen_addrs().is_empty()).await;
+    // The accept loop drops its listener after `shutdown` returns.
+    tokio::time::timeout(
+        wait::GUARD,
+        server.wait_for(|peer| peer.listen_addrs().is_empty()),
+    )
+    .await
+    .expect("the listener closed");
 
     let client = Peer::new(PeerConfig::default(), Router::new());
     assert!(client.dial(addr).await.is_err(), "nothing listens any more");

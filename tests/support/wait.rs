@@ -2,8 +2,8 @@
 //!
 //! Prefer an event: [`Session::closed`], a channel or a `Notify` signalled
 //! by a handler. [`no_sessions_left`] waits on the sessions' own `closed()`
-//! events. [`poll_until`] is the last resort, for state the library exposes
-//! no event for; every caller says which event is missing.
+//! events. State of a peer (sessions accepted, listeners stopped) is waited
+//! for with `Peer::wait_for`.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -46,19 +46,4 @@ pub async fn no_sessions_left(peer: &Peer) {
     tokio::time::timeout(GUARD, wait)
         .await
         .unwrap_or_else(|_| panic!("{} sessions still open", peer.session_count()));
-}
-
-/// Polls `done` until it holds, failing the test after [`GUARD`].
-///
-/// Only for state the library has no event for (the caller names it in a
-/// comment). Sleeps 1 ms between polls, so it also lets paused time move.
-pub async fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
-    let poll = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    };
-    tokio::time::timeout(GUARD, poll)
-        .await
-        .unwrap_or_else(|_| panic!("gave up waiting until {what}"));
 }

@@ -72,6 +72,7 @@ impl Peer {
             source,
         })?;
         lock(&self.inner.listen_addrs).push(local);
+        self.changed();
         let listener = Arc::new(listener);
         lock(&self.inner.listeners).push(listener.clone());
         tracing::info!(addr = %local, "listening");
@@ -119,6 +120,7 @@ impl Peer {
         }
         lock(&self.inner.listen_addrs).retain(|a| *a != local);
         lock(&self.inner.listeners).retain(|l| !Arc::ptr_eq(l, &listener));
+        self.changed();
         tracing::info!(addr = %local, "stopped listening");
     }
 

@@ -96,6 +96,9 @@ struct Inner {
     listen_addrs: Mutex<Vec<SocketAddr>>,
     /// The listeners being served, so a restart can hand them to a new process.
     listeners: Mutex<Vec<Arc<TcpListener>>>,
+    /// Bumped whenever a session joins or leaves, or a listener starts or
+    /// stops: what [`Peer::wait_for`] waits on.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl fmt::Debug for Peer {
@@ -138,6 +141,7 @@ impl Peer {
                 shutdown: CancellationToken::new(),
                 listen_addrs: Mutex::new(Vec::new()),
                 listeners: Mutex::new(Vec::new()),
+                changed: tokio::sync::watch::Sender::new(0),
             }),
         }
     }
@@ -226,6 +230,7 @@ impl Peer {
                 // once still leaves the registry after joining it.
                 if register {
                     lock(&self.inner.sessions).insert(session.id(), session.clone());
+                    self.changed();
                 }
             },
         )
@@ -233,6 +238,44 @@ impl Peer {
 
     pub(crate) fn remove_session(&self, id: u64) {
         lock(&self.inner.sessions).remove(&id);
+        self.changed();
+    }
+
+    /// Wakes [`Peer::wait_for`]: the sessions or listeners changed.
+    pub(crate) fn changed(&self) {
+        self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Waits until `done` holds for this peer, checking it now and again
+    /// each time a session joins or leaves the registry or a listener starts
+    /// or stops. For tests and tools that wait for a peer's state without
+    /// polling.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn f(server: teleport::Peer) {
+    /// // The first client has connected.
+    /// server.wait_for(|peer| peer.session_count() > 0).await;
+    /// // Every listener has stopped (after `close` or `shutdown`).
+    /// server.wait_for(|peer| peer.listen_addrs().is_empty()).await;
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait_for(&self, mut done: impl FnMut(&Peer) -> bool) {
+        let mut changes = self.inner.changed.subscribe();
+        loop {
+            // Seen before checking: a change after the check wakes us.
+            changes.borrow_and_update();
+            if done(self) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// The live session with this id.
