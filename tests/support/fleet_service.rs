@@ -29,14 +29,16 @@ impl FleetImpl {
 
 impl Fleet for FleetImpl {
     async fn whoami(&self) -> (String, u32) {
-        // Not done at once, so calls overlap (no clock involved).
-        tokio::task::yield_now().await;
+        // A millisecond of simulated work in the server process, so calls
+        // overlap and the balancer sees load (not a wait for state).
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         (self.addr(), std::process::id())
     }
 
     async fn bump(&self) -> String {
-        // Not done at once, so calls overlap (no clock involved).
-        tokio::task::yield_now().await;
+        // A millisecond of simulated work in the server process, so calls
+        // overlap and the balancer sees load (not a wait for state).
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         self.addr()
     }
 }
