@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use process::{GUARD, parse_serving, start_server};
+use process::{GUARD, parse_serving, start_server, until_notified};
 use teleport::peer::ReconnectPolicy;
 use teleport::{Peer, PeerConfig, Router};
 use tokio::sync::Notify;
@@ -45,20 +45,7 @@ struct Figures {
 
 impl Figures {
     async fn until(&self, what: &str, done: impl Fn(&Figures) -> bool) {
-        let wait = async {
-            loop {
-                let progress = self.progress.notified();
-                tokio::pin!(progress);
-                progress.as_mut().enable();
-                if done(self) {
-                    return;
-                }
-                progress.await;
-            }
-        };
-        tokio::time::timeout(GUARD, wait)
-            .await
-            .unwrap_or_else(|_| panic!("gave up waiting until {what}"));
+        until_notified(&self.progress, what, || done(self)).await;
     }
 }
 

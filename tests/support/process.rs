@@ -114,3 +114,23 @@ pub fn start_server(exe: &str) -> (Processes, Lines) {
         },
     )
 }
+
+/// Waits until `done` holds, checking it now and after each time `progress`
+/// is notified (with `notify_waiters`); fails the test after [`GUARD`].
+pub async fn until_notified(progress: &tokio::sync::Notify, what: &str, done: impl Fn() -> bool) {
+    let wait = async {
+        loop {
+            let notified = progress.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a notification after it counts.
+            notified.as_mut().enable();
+            if done() {
+                return;
+            }
+            notified.await;
+        }
+    };
+    tokio::time::timeout(GUARD, wait)
+        .await
+        .unwrap_or_else(|_| panic!("gave up waiting until {what}"));
+}
