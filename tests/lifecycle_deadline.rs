@@ -136,3 +136,45 @@ async fn no_reply_is_sent_once_the_deadline_passed_and_a_pull_without_one_runs_t
     assert_eq!(events.recv().await, Some("started without a deadline"));
     assert!(finished.load(Ordering::SeqCst));
 }
+
+/// A pull that cannot be written (the remote side reads nothing, so the
+/// socket and the write buffer are full) still ends at its own deadline,
+/// with a timeout naming its URI, and is never written afterwards; the
+/// session's one timer for deadlines covers pulls waiting for room too.
+#[tokio::test(start_paused = true)]
+async fn a_pull_stuck_behind_a_full_write_buffer_times_out_at_its_deadline() {
+    // Accepts and never reads.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = tokio::spawn(async move { listener.accept().await.unwrap().0 });
+    let config = PeerConfig::default()
+        .write_buffer(64 * 1024)
+        .send_queue(4)
+        .write_timeout(Some(Duration::from_secs(3600)))
+        .max_frame_size(4 << 20);
+    let session = Peer::new(config, Router::new()).dial(addr).await.unwrap();
+    let _silent = accepted.await.unwrap();
+    // Far more than the kernel's socket buffers and our write buffer hold.
+    // Room for every push without waiting (one in the write buffer,
+    // `send_queue` more), and more than the kernel's socket buffers take.
+    let block = "x".repeat(3 << 20);
+    for _ in 0..5 {
+        session.push("/fill", &block).await.unwrap();
+    }
+    let err = session
+        .pull::<_, String>("/stuck", &())
+        .timeout(Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    match err {
+        Error::Timeout { uri, timeout } => {
+            assert_eq!(uri, "/stuck");
+            assert_eq!(timeout, Duration::from_secs(5));
+        }
+        other => panic!("expected a timeout, got {other}"),
+    }
+    assert!(
+        !session.is_closed(),
+        "the write timeout (an hour) did not end the session"
+    );
+}

@@ -56,8 +56,10 @@ pub struct PeerConfig {
     /// the session stops reading until one finishes (TCP backpressure).
     /// Default 4096.
     pub max_handlers: usize,
-    /// How many outgoing pulls and pushes may wait for the connection task
-    /// per session; callers past it wait (backpressure). Default 1024.
+    /// How many outgoing pushes may wait for room in the write buffer per
+    /// session; callers past it wait (backpressure). Outgoing pulls are
+    /// bounded by `max_pulls_in_flight` instead: a pull waiting for room
+    /// already counts as in flight, and its timeout runs. Default 1024.
     pub send_queue: usize,
     /// Bytes of written-but-unsent data per session above which the session
     /// stops taking new outgoing frames until the socket drains. Default 1 MiB.

@@ -13,6 +13,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{Command, Session, Shared};
+use super::{Command, PushSlot, Session, Shared};
 
 /// Why a call on a session whose remote peer is going away was not sent.
 const GOING_AWAY: &str =
@@ -426,6 +427,10 @@ impl Session {
 
     /// Sends a prepared pull and waits for its reply. `uri` is the caller's
     /// (borrowed for errors and logs, so nothing is cloned per call).
+    ///
+    /// The pull's deadline is kept by the connection task (one timer per
+    /// session, see `pending`); a timer of its own runs only while the
+    /// caller waits for a free slot.
     async fn send_pull(
         &self,
         uri: &str,
@@ -439,53 +444,46 @@ impl Session {
         let frame = self.outgoing(call)?;
         let seq = frame.seq;
         let timeout = timeout.unwrap_or(self.shared.config.pull_timeout);
-        let start = Instant::now();
+        let start =
+            tracing::enabled!(target: "teleport::call", tracing::Level::DEBUG).then(Instant::now);
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let timed_out = || Error::Timeout {
+            uri: uri.to_owned(),
+            timeout: timeout.unwrap_or_default(),
+        };
         let (tx, rx) = oneshot::channel();
-        let cmd = Command::Pull { frame, reply: tx };
-        let wait = async {
-            // Bounded pulls in flight: past the limit the caller waits for a
-            // slot, within its timeout.
-            let _slot = match self.shared.pull_slots.try_acquire() {
-                Ok(slot) => slot,
-                Err(_) => self
-                    .shared
-                    .pull_slots
-                    .acquire()
-                    .await
-                    .map_err(|_| self.not_sent_error(uri))?,
-            };
-            self.shared
-                .cmd_tx
-                .send(cmd)
+        let cmd = Command::Pull {
+            frame,
+            reply: tx,
+            deadline,
+        };
+        // Bounded pulls in flight: past the limit the caller waits for a
+        // slot, within its timeout.
+        let _slot = match self.shared.pull_slots.try_acquire() {
+            Ok(slot) => slot,
+            Err(_) => within(deadline, self.shared.pull_slots.acquire())
                 .await
-                .map_err(|_| self.not_sent_error(uri))?;
-            let mut guard = CancelOnDrop {
-                shared: &self.shared,
-                seq,
-                armed: true,
-            };
-            let received = rx.await;
-            guard.armed = false;
-            match received {
-                Ok(result) => result,
-                Err(_) => Err(self.closed_error()),
-            }
+                .ok_or_else(timed_out)?
+                .map_err(|_| self.not_sent_error(uri))?,
         };
-        // Pinned where it is: `timeout` and `.await` then move a pointer,
-        // not the whole future (its moves were memcpy calls, about 250
-        // instructions per call).
-        let wait = std::pin::pin!(wait);
-        let result = match timeout {
-            Some(t) => match tokio::time::timeout(t, wait).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::Timeout {
-                    uri: uri.to_owned(),
-                    timeout: t,
-                }),
-            },
-            _ => wait.await,
+        // Unbounded: the slot above bounds it.
+        if self.shared.cmd_tx.send(cmd).is_err() {
+            return Err(self.not_sent_error(uri));
+        }
+        let mut guard = CancelOnDrop {
+            shared: &self.shared,
+            seq,
+            armed: true,
         };
-        if tracing::enabled!(target: "teleport::call", tracing::Level::DEBUG) {
+        let received = rx.await;
+        guard.armed = false;
+        let result = match received {
+            // The connection task's timer: the caller names the URI.
+            Ok(Err(Error::Timeout { .. })) => Err(timed_out()),
+            Ok(result) => result,
+            Err(_) => Err(self.closed_error()),
+        };
+        if let Some(start) = start {
             let cost = start.elapsed();
             let status = match &result {
                 Ok(f) => f.header.status_code,
@@ -509,9 +507,16 @@ impl Session {
         }
         let frame = self.outgoing(call)?;
         tracing::debug!(target: "teleport::call", kind = "push-launch", session = self.id(), remote = %self.remote_addr(), uri = %frame.uri(), seq = frame.seq, size = frame.bytes.len());
-        let Ok(permit) = self.shared.cmd_tx.reserve().await else {
-            return Err(self.not_sent_error(&frame.uri()));
-        };
+        // A place among the pushes waiting for room (`send_queue`): past
+        // it, the caller waits (backpressure).
+        match self.shared.push_slots.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => match self.shared.push_slots.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Err(self.not_sent_error(&frame.uri())),
+            },
+        }
+        let slot = PushSlot(Arc::clone(&self.shared));
         let (tx, rx) = if flushed {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
@@ -519,7 +524,17 @@ impl Session {
             (None, None)
         };
         let uri = flushed.then(|| frame.uri());
-        permit.send(Command::Push { frame, flushed: tx });
+        if let Err(unsent) = self.shared.cmd_tx.send(Command::Push {
+            frame,
+            flushed: tx,
+            slot,
+        }) {
+            let uri = match unsent.0 {
+                Command::Push { frame, .. } => frame.uri(),
+                _ => String::new(),
+            };
+            return Err(self.not_sent_error(&uri));
+        }
         match (rx, uri) {
             (Some(rx), Some(uri)) => rx.await.unwrap_or_else(|_| {
                 Err(Error::closed(format!(
@@ -609,11 +624,16 @@ impl Drop for CancelOnDrop<'_> {
         if self.armed {
             // If the queue is full the entry is freed when the late reply
             // arrives or the session ends instead.
-            let _ = self
-                .shared
-                .cmd_tx
-                .try_send(Command::Cancel { seq: self.seq });
+            let _ = self.shared.cmd_tx.send(Command::Cancel { seq: self.seq });
         }
+    }
+}
+
+/// `fut`, given up (`None`) once `deadline` passes, if there is one.
+async fn within<F: Future>(deadline: Option<tokio::time::Instant>, fut: F) -> Option<F::Output> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
+        None => Some(fut.await),
     }
 }
 

@@ -45,13 +45,19 @@
 //!
 //! # Backpressure
 //!
-//! The task stops taking new outgoing frames while the outbox is over
-//! `write_buffer` bytes, and stops reading new calls while `max_handlers`
-//! incoming calls are being handled, so neither a flood of requests nor a
-//! peer that stops reading can grow memory without bound. Replies are
+//! While the outbox is over `write_buffer` bytes the task writes no new
+//! outgoing frame: it keeps taking commands into a backlog, written in
+//! order once the socket drains, so that every pull's deadline runs (the
+//! session's one timer for them lives in `pending`). The backlog is bounded
+//! by the callers' slots: `max_pulls_in_flight` for pulls, `send_queue` for
+//! pushes, whose callers wait past it. The task also stops reading new
+//! calls while `max_handlers` incoming calls are being handled, so neither
+//! a flood of requests nor a peer that stops reading can grow memory
+//! without bound. Replies are
 //! still read while throttled: two peers whose write buffers are both full
 //! of pulls would otherwise wait on each other forever.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -65,11 +71,11 @@ use tokio::sync::mpsc;
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::Session;
 use super::call::Outgoing;
 use super::inbound::Inbound;
 use super::outbox::{FlushWaiter, Outbox};
 use super::pending::{Pending, Waiter};
+use super::{PushSlot, Session};
 use crate::error::Error;
 use crate::frame::{Decoded, Frame, FrameCodec, FrameError, Header, HeaderCodec, Kind};
 use crate::plugin::{self, Plugins};
@@ -84,15 +90,29 @@ pub(crate) const GOAWAY_URI: &str = "/_teleport/goaway";
 
 /// What callers ask the connection task to do.
 pub(crate) enum Command {
-    /// Send a pull and deliver its reply to `reply`.
-    Pull { frame: Outgoing, reply: Waiter },
+    /// Send a pull and deliver its reply to `reply`; past `deadline`,
+    /// deliver a timeout instead (see `pending`).
+    Pull {
+        frame: Outgoing,
+        reply: Waiter,
+        deadline: Option<tokio::time::Instant>,
+    },
     /// Send a push; tell `flushed` once it is written.
     Push {
         frame: Outgoing,
         flushed: Option<FlushWaiter>,
+        slot: PushSlot,
     },
     /// Forget the pull with this seq: its caller stopped waiting.
     Cancel { seq: u64 },
+}
+
+/// A call taken from the command queue while the write buffer was full,
+/// waiting for room. A pull's waiter is in [`Pending`] already, so its
+/// deadline runs while it waits here.
+enum Queued {
+    Pull(Outgoing),
+    Push(Outgoing, Option<FlushWaiter>, PushSlot),
 }
 
 /// How much free room the read buffer keeps before each read.
@@ -144,7 +164,7 @@ pub(crate) struct Connection<S> {
     io: S,
     session: Session,
     state: State,
-    cmd_rx: mpsc::Receiver<Command>,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
     close_requested: Pin<Box<WaitForCancellationFutureOwned>>,
     drain_requested: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Open (`None`) once the session hooks have passed.
@@ -157,6 +177,10 @@ pub(crate) struct Connection<S> {
     /// A call read while throttled, decoded once, waiting to be handled.
     parked: Option<Decoded>,
     out: Outbox,
+    /// Calls taken while the write buffer was full, written in order
+    /// before any newer one (bounded by `max_pulls_in_flight` and
+    /// `send_queue`, whose slots their callers hold).
+    backlog: VecDeque<Queued>,
     pending: Pending,
     inbound: Inbound,
     /// The peer's plugins (empty: every plugin step is skipped).
@@ -181,7 +205,7 @@ where
     pub(crate) fn new(
         io: S,
         session: Session,
-        cmd_rx: mpsc::Receiver<Command>,
+        cmd_rx: mpsc::UnboundedReceiver<Command>,
         router: Arc<Router>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
@@ -199,6 +223,7 @@ where
             signals_registered: false,
             codec: FrameCodec::new(config.max_frame_size),
             out: Outbox::new(config.max_frame_size, config.write_buffer),
+            backlog: VecDeque::new(),
             max_handlers: config.max_handlers.max(1),
             close_requested: Box::pin(session.close_token().clone().cancelled_owned()),
             drain_requested: Box::pin(session.drain_token().clone().cancelled_owned()),
@@ -262,12 +287,22 @@ where
                 progress = true;
             }
 
-            // Outgoing calls, while the write buffer has room.
+            // Outgoing calls: written while the write buffer has room, the
+            // backlog first; past that taken into the backlog, so that every
+            // pull's deadline runs (the callers' slots bound it).
             if self.state != State::Closing {
                 while self.out.has_room() {
+                    let Some(queued) = self.backlog.pop_front() else {
+                        break;
+                    };
+                    self.write_queued(queued);
+                    progress = true;
+                }
+                loop {
+                    let room = self.out.has_room() && self.backlog.is_empty();
                     match self.cmd_rx.poll_recv(cx) {
                         Poll::Ready(Some(cmd)) => {
-                            self.on_command(cmd);
+                            self.on_command(cmd, room);
                             progress = true;
                         }
                         _ => break,
@@ -382,30 +417,82 @@ where
         });
     }
 
-    fn on_command(&mut self, cmd: Command) {
+    /// Takes a command: a call is written now if `room`, else it joins
+    /// the backlog (a pull with its waiter in [`Pending`] already).
+    fn on_command(&mut self, cmd: Command, room: bool) {
         match cmd {
-            Command::Pull { frame, reply } => {
+            Command::Pull {
+                frame,
+                reply,
+                deadline,
+            } => {
                 if reply.is_closed() {
                     // The caller gave up before the pull was even sent.
                     return;
                 }
-                if self.state != State::Open || self.remote_going_away {
-                    let reason = if self.remote_going_away {
-                        "the remote peer is going away (shutting down or restarting); retry on another session"
-                    } else {
-                        "this side is going away (graceful shutdown of the session)"
-                    };
+                if let Some(reason) = self.refuses_pulls() {
                     let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));
                     return;
                 }
-                self.out.push_encoded(&frame.bytes, &frame.tail);
-                self.pending.insert(frame.seq, reply);
-                if let Some(header) = &frame.header {
-                    plugin::after_write(&self.plugins, &self.session, header);
+                self.pending.insert(frame.seq, reply, deadline);
+                if room {
+                    self.write_pull(&frame);
+                } else {
+                    self.backlog.push_back(Queued::Pull(frame));
                 }
             }
-            Command::Push { frame, flushed } => self.write_push(frame, flushed),
+            Command::Push {
+                frame,
+                flushed,
+                slot: _slot,
+            } if room => self.write_push(frame, flushed),
+            Command::Push {
+                frame,
+                flushed,
+                slot,
+            } => self.backlog.push_back(Queued::Push(frame, flushed, slot)),
             Command::Cancel { seq } => self.pending.cancel(seq),
+        }
+    }
+
+    /// Why no new pull may be written now, if none may.
+    fn refuses_pulls(&self) -> Option<&'static str> {
+        if self.remote_going_away {
+            Some(
+                "the remote peer is going away (shutting down or restarting); retry on another session",
+            )
+        } else if self.state != State::Open {
+            Some("this side is going away (graceful shutdown of the session)")
+        } else {
+            None
+        }
+    }
+
+    /// Writes a call from the backlog, now that the write buffer has room:
+    /// a pull only if it still waits (its caller may have stopped waiting,
+    /// or its deadline passed, meanwhile).
+    fn write_queued(&mut self, queued: Queued) {
+        match queued {
+            Queued::Pull(frame) => {
+                if !self.pending.contains(frame.seq) {
+                    return;
+                }
+                if let Some(reason) = self.refuses_pulls() {
+                    if let Some(reply) = self.pending.take(frame.seq) {
+                        let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));
+                    }
+                    return;
+                }
+                self.write_pull(&frame);
+            }
+            Queued::Push(frame, flushed, _slot) => self.write_push(frame, flushed),
+        }
+    }
+
+    fn write_pull(&mut self, frame: &Outgoing) {
+        self.out.push_encoded(&frame.bytes, &frame.tail);
+        if let Some(header) = &frame.header {
+            plugin::after_write(&self.plugins, &self.session, header);
         }
     }
 
@@ -515,6 +602,7 @@ where
     }
 
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Option<CloseReason> {
+        self.pending.poll_expired(cx);
         let config = self.session.config();
         if let Some(deadline) = self.write_deadline.as_mut() {
             if deadline.as_mut().poll(cx).is_ready() {
@@ -686,21 +774,45 @@ impl<S> Connection<S> {
     /// go out if `write_pushes` (closing flushes what was queued), else they
     /// are dropped with the connection.
     fn end_commands(&mut self, reason: &str, write_pushes: bool) {
+        for queued in std::mem::take(&mut self.backlog) {
+            match queued {
+                Queued::Pull(frame) => {
+                    if let Some(reply) = self.pending.take(frame.seq) {
+                        let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));
+                    }
+                }
+                Queued::Push(frame, flushed, _slot) => {
+                    self.end_push(frame, flushed, reason, write_pushes);
+                }
+            }
+        }
         self.cmd_rx.close();
         while let Ok(cmd) = self.cmd_rx.try_recv() {
             match cmd {
-                Command::Pull { reply, frame } => {
+                Command::Pull { reply, frame, .. } => {
                     let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));
                 }
-                Command::Push { frame, flushed } if write_pushes => self.write_push(frame, flushed),
-                Command::Push {
-                    frame,
-                    flushed: Some(waiter),
-                } => {
-                    let _ = waiter.send(Err(Error::not_sent(frame.uri(), reason)));
+                Command::Push { frame, flushed, .. } => {
+                    self.end_push(frame, flushed, reason, write_pushes);
                 }
-                Command::Push { .. } | Command::Cancel { .. } => {}
+                Command::Cancel { .. } => {}
             }
+        }
+    }
+
+    /// A push still queued when the connection takes no more: written if
+    /// `write_pushes` (closing flushes), else its waiter learns it was not sent.
+    fn end_push(
+        &mut self,
+        frame: Outgoing,
+        flushed: Option<FlushWaiter>,
+        reason: &str,
+        write_pushes: bool,
+    ) {
+        if write_pushes {
+            self.write_push(frame, flushed);
+        } else if let Some(waiter) = flushed {
+            let _ = waiter.send(Err(Error::not_sent(frame.uri(), reason)));
         }
     }
 
@@ -721,8 +833,9 @@ impl<S> Connection<S> {
             }
         }
         let _ = self.session.shared.close_reason.set(text.clone());
-        self.pending.fail_all(&text);
+        // The backlog's pulls first: they were never written (NotSent).
         self.end_commands(&text, false);
+        self.pending.fail_all(&text);
         self.out.fail_waiters(&text);
         self.inbound.clear();
         self.session.peer().remove_session(self.session.id());

@@ -99,6 +99,19 @@ pub struct Session {
     _handle: Option<Arc<Handle>>,
 }
 
+/// A push's place among the session's `send_queue`: taken by the caller,
+/// given back when the connection task puts the push into its write buffer
+/// (or drops it), so the pushes waiting for room stay bounded while the
+/// connection task still takes every command (and so sees every pull's
+/// deadline).
+pub(crate) struct PushSlot(Arc<Shared>);
+
+impl Drop for PushSlot {
+    fn drop(&mut self) {
+        self.0.push_slots.add_permits(1);
+    }
+}
+
 /// Closes a dialed session when its last handle is dropped.
 struct Handle(std::sync::Weak<Shared>);
 
@@ -125,11 +138,15 @@ pub(crate) struct Shared {
     local: SocketAddr,
     peer: Peer,
     config: Arc<PeerConfig>,
-    cmd_tx: mpsc::Sender<Command>,
+    /// Unbounded: pulls are bounded by `pull_slots`, pushes by `push_slots`.
+    cmd_tx: mpsc::UnboundedSender<Command>,
     pull_seq: AtomicU64,
     push_seq: AtomicU64,
     /// One permit per pull waiting for its reply (`max_pulls_in_flight`).
     pull_slots: Semaphore,
+    /// One permit per push queued and not yet in the write buffer
+    /// (`send_queue`): see [`PushSlot`].
+    push_slots: Semaphore,
     /// Cancelled when the session should close (by the user or the peer).
     close: CancellationToken,
     /// Cancelled when the session should drain: stop reading, let running
@@ -179,7 +196,8 @@ pub(crate) fn spawn<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (cmd_tx, cmd_rx) = mpsc::channel(config.send_queue.max(1));
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let push_slots = Semaphore::new(config.send_queue.clamp(1, Semaphore::MAX_PERMITS));
     let gate = CancellationToken::new();
     if config.plugins.is_empty() {
         // No session hook to wait for.
@@ -197,6 +215,7 @@ where
             pull_seq: AtomicU64::new(0),
             push_seq: AtomicU64::new(0),
             pull_slots,
+            push_slots,
             close: CancellationToken::new(),
             drain: CancellationToken::new(),
             closed: CancellationToken::new(),
