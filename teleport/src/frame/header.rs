@@ -238,20 +238,18 @@ pub(crate) use crate::router::uri::split as split_uri;
 /// varints or UTF-8) returns `None`, and prost decodes it, errors included,
 /// so the result is always the one prost gives.
 fn decode_proto_fast(mut src: &[u8]) -> Option<Header> {
+    /// Most of a header's varints (tags, kind, gzip) are one byte: those
+    /// take one comparison; longer ones go to prost's decoder.
+    #[inline(always)]
     fn varint(src: &mut &[u8]) -> Option<u64> {
-        let mut value = 0u64;
-        for (i, &byte) in src.iter().enumerate().take(10) {
-            if i == 9 && byte > 1 {
-                // More than 64 bits: prost's error.
-                return None;
+        match src.split_first() {
+            Some((&byte, rest)) if byte < 0x80 => {
+                *src = rest;
+                Some(u64::from(byte))
             }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte < 0x80 {
-                *src = &src[i + 1..];
-                return Some(value);
-            }
+            Some(_) => prost::encoding::decode_varint(src).ok(),
+            None => None,
         }
-        None
     }
     fn string(src: &mut &[u8]) -> Option<String> {
         let len = usize::try_from(varint(src)?).ok()?;

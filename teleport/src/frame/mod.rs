@@ -22,6 +22,7 @@
 mod codec;
 mod error;
 mod header;
+pub(crate) mod spare;
 
 pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec};
 pub(crate) use codec::{

@@ -54,10 +54,10 @@ impl fmt::Debug for Ctx {
 impl Ctx {
     /// The context of an incoming frame, and its body. The header moves
     /// into the context: no copy of its strings per call.
-    pub(crate) fn new(session: Session, frame: Frame) -> (Ctx, Bytes) {
-        let deadline = (frame.header.timeout_ms > 0).then(|| {
-            tokio::time::Instant::now() + std::time::Duration::from_millis(frame.header.timeout_ms)
-        });
+    /// `now` is when it arrived (the caller's deadline counts from then).
+    pub(crate) fn new(session: Session, frame: Frame, now: tokio::time::Instant) -> (Ctx, Bytes) {
+        let deadline = (frame.header.timeout_ms > 0)
+            .then(|| now + std::time::Duration::from_millis(frame.header.timeout_ms));
         let ctx = Ctx {
             inner: Arc::new(Inner {
                 deadline,
@@ -210,7 +210,7 @@ impl Ctx {
                 };
             }
         }
-        let mut body = Vec::with_capacity(64);
+        let mut body = crate::frame::spare::take();
         match encode_section_into(
             value,
             codec,

@@ -33,6 +33,7 @@ use crate::codec::{
 use crate::error::Error;
 use crate::frame::{
     Frame, Header, HeaderCodec, HeaderRef, Kind, begin_frame, check_size, encode_frame, end_frame,
+    spare,
 };
 
 /// The per-call option setters, written once for [`CallOptions`], [`Pull`]
@@ -281,7 +282,7 @@ impl Session {
             ))));
         }
         let header = header_ref(seq, kind, uri, level.get(), self.timeout_ms(kind, options));
-        let mut bytes = Vec::new();
+        let mut bytes = spare::take();
         if let (true, Some(payload)) = (level.is_none(), arg.as_payload()) {
             // Bytes as they are: the connection task copies them straight
             // into its write buffer after the header.
@@ -335,7 +336,7 @@ impl Session {
                 body,
             ))));
         }
-        let mut bytes = Vec::new();
+        let mut bytes = spare::take();
         encode_frame(
             header_codec,
             header_ref(seq, kind, uri, gzip, self.timeout_ms(kind, options)),
@@ -387,7 +388,7 @@ impl Session {
                 self.before_write(header_codec, header, body)?
             }
         };
-        let mut bytes = Vec::new();
+        let mut bytes = spare::take();
         encode_frame(
             header_codec,
             header.as_ref(),
@@ -592,6 +593,14 @@ pub(crate) struct Outgoing {
     /// The header, kept only for the plugins' after-write hooks (boxed:
     /// see [`Call`]).
     pub(crate) header: Option<Box<Header>>,
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        // Written (copied into the write buffer) or dropped: either way the
+        // buffer serves the next call on this thread.
+        spare::give(std::mem::take(&mut self.bytes));
+    }
 }
 
 impl Outgoing {

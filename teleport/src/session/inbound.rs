@@ -20,17 +20,16 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::task::JoinHandle;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::Session;
 use super::outbox::Outbox;
-use crate::frame::{Frame, Kind};
+use crate::frame::{Frame, Kind, Section, spare};
 use crate::plugin::{self, Plugins, Refusal};
 use crate::router::{BoxFuture, Ctx, HandlerFn, Reply, Router};
 use crate::status::Status;
@@ -119,7 +118,9 @@ impl Inbound {
         if session.config().log_bodies {
             tracing::trace!(target: "teleport::call", uri = %frame.header.uri, seq = frame.header.seq, body = %String::from_utf8_lossy(&frame.body), "incoming body");
         }
-        let (ctx, body) = Ctx::new(session.clone(), frame);
+        // One clock read for the call's start and its deadline.
+        let start = Instant::now();
+        let (ctx, body) = Ctx::new(session.clone(), frame, start);
         let deadline = ctx.deadline();
         let fut = CatchPanic(handler(ctx.clone(), body));
         let run = if spawn {
@@ -130,7 +131,7 @@ impl Inbound {
         let mut task = Task {
             run,
             ctx: Some(ctx),
-            start: Instant::now(),
+            start,
             in_size,
             plugins: route_plugins,
             deadline: None,
@@ -224,6 +225,9 @@ impl Inbound {
     ) {
         if self.plugins.is_empty() && route.is_empty() {
             out.reply_ref(ctx.header_codec(), reply.header(ctx.header()), &reply.body);
+            if let Section::Vec(body) = reply.body {
+                spare::give(body);
+            }
         } else {
             self.write_reply_frame(session, ctx.reply_frame(reply), route, out);
         }
