@@ -267,7 +267,7 @@ async fn go_clients_exchange_the_captured_push_json_bytes_each_with_its_own_upst
     for (i, c) in clients.iter_mut().enumerate() {
         let push = c.next().await.expect("a push");
         assert_eq!(
-            (push.header.kind, push.header.uri.as_str()),
+            (push.header.kind, &*push.header.uri),
             (Kind::Push, "/greet")
         );
         assert_eq!(

@@ -33,10 +33,10 @@ fn header() -> impl Strategy<Value = Header> {
             |(seq, kind, uri, gzip, status_code, status, timeout_ms)| Header {
                 seq,
                 kind,
-                uri,
+                uri: uri.into(),
                 gzip,
                 status_code,
-                status,
+                status: status.into(),
                 timeout_ms,
             },
         )

@@ -330,7 +330,7 @@ async fn go_server_from_vectors(
                     p.dir == Dir::ClientToServer
                         && p.header.kind == kind
                         && p.header.seq == frame.header.seq
-                        && p.header.uri == frame.header.uri
+                        && frame.header.uri == p.header.uri
                 })
                 .unwrap_or_else(|| panic!("the Go client never sent {:?}", frame.header));
             let mut go_buf = BytesMut::from(&go.bytes[..]);

@@ -482,7 +482,7 @@ struct Rewrite;
 impl Plugin for Rewrite {
     fn after_read_header(&self, _: &Session, header: &mut Header) -> Result<(), Status> {
         if let Some(rest) = header.uri.strip_prefix("/v1/") {
-            header.uri = format!("/v2/{rest}");
+            header.uri = format!("/v2/{rest}").into();
         }
         Ok(())
     }

@@ -158,13 +158,13 @@ async fn worker(plan: Arc<Plan>, session: Session) -> Tally {
                 match tally
                     .statuses
                     .iter_mut()
-                    .find(|((c, t), _)| *c == code && *t == reply.header.status)
+                    .find(|((c, t), _)| *c == code && reply.header.status == *t)
                 {
                     Some((_, n)) => *n += 1,
                     None => {
                         tally
                             .statuses
-                            .insert((code, reply.header.status.clone()), 1);
+                            .insert((code, reply.header.status.to_string()), 1);
                     }
                 }
             }

@@ -1103,7 +1103,7 @@ async fn pull_speaks_to_go_teleport_v2_byte_for_byte() {
     assert_eq!(sent[4], b'j', "a JSON header");
     let header = teleport::Header::decode(HeaderCodec::Json, &sent[5..4 + header_len]).unwrap();
     assert_eq!(
-        (header.kind, header.uri.as_str(), header.gzip),
+        (header.kind, &*header.uri, header.gzip),
         (teleport::Kind::Pull, "/arith/add", 5)
     );
     let body = &sent[4 + header_len + 4..];

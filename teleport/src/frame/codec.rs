@@ -152,9 +152,11 @@ impl FrameCodec {
             src.reserve(total - src.len());
             return Ok(None);
         }
-        let header = Header::decode(header_codec, &src[5..4 + header_len])?;
-        src.advance(head);
-        let body = src.split_to(body_len).freeze();
+        // One split of the read buffer for the whole frame: the body and
+        // the header's strings are slices of it, nothing is copied.
+        let whole = src.split_to(total).freeze();
+        let header = Header::decode_shared(header_codec, &whole, 5..4 + header_len)?;
+        let body = whole.slice(head..);
         self.first = false;
         Ok(Some(Decoded::Frame(Frame {
             header_codec,

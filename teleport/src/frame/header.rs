@@ -17,7 +17,8 @@
 //! | `status`      | 6     | string |
 //! | `timeout_ms`  | 15    | uint64 | (teleport's extension: a pull's remaining time; Go v2.0 skips it)
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+pub use bytestring::ByteString;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -111,14 +112,16 @@ pub struct Header {
     pub seq: u64,
     /// Pull, reply, push or an unknown type.
     pub kind: Kind,
-    /// Path with optional query, e.g. `/home/add?x=1`.
-    pub uri: String,
+    /// Path with optional query, e.g. `/home/add?x=1`. A [`ByteString`]
+    /// (it derefs to `&str`): a received header's URI shares the bytes it
+    /// was read in, so decoding a header copies no string.
+    pub uri: ByteString,
     /// Gzip level of the body: 0 none, 1..=9, -1 default, -2 Huffman only.
     pub gzip: i32,
     /// Status code (replies only; 0 elsewhere).
     pub status_code: i32,
     /// Status text (replies only).
-    pub status: String,
+    pub status: ByteString,
     /// On a pull: how many milliseconds the caller will still wait for the
     /// reply; 0 for no deadline. Teleport's extension (protobuf field 15,
     /// JSON key `timeout_ms`), which Go v2.0 peers skip: see
@@ -134,7 +137,7 @@ impl Default for Kind {
 
 impl Header {
     /// A header of a kind, seq and URI, with no gzip and no status.
-    pub fn new(kind: Kind, seq: u64, uri: impl Into<String>) -> Header {
+    pub fn new(kind: Kind, seq: u64, uri: impl Into<ByteString>) -> Header {
         Header {
             seq,
             kind,
@@ -151,7 +154,7 @@ impl Header {
             uri: self.uri.clone(),
             gzip: self.gzip,
             status_code: status.code(),
-            status: status.text().to_owned(),
+            status: text(status.text()),
             timeout_ms: 0,
         }
     }
@@ -168,7 +171,7 @@ impl Header {
 
     /// The status of a reply.
     pub fn status(&self) -> Status {
-        Status::new(self.status_code, self.status.clone())
+        Status::new(self.status_code, String::from(self.status.clone()))
     }
 
     /// Appends the header encoded with `codec` to `dst` (without the codec id byte).
@@ -196,34 +199,68 @@ impl Header {
     /// [`FrameError::MalformedHeader`] if the bytes are not a valid header,
     /// including a URI or status that is not UTF-8.
     pub fn decode(codec: HeaderCodec, src: &[u8]) -> Result<Header, FrameError> {
+        let src = Bytes::copy_from_slice(src);
+        Header::decode_shared(codec, &src, 0..src.len())
+    }
+
+    /// Decodes the header in `src[range]`, its URI and status sharing
+    /// `src`'s bytes (no string is copied). What a session does with every
+    /// frame it reads.
+    pub(crate) fn decode_shared(
+        codec: HeaderCodec,
+        src: &Bytes,
+        range: std::ops::Range<usize>,
+    ) -> Result<Header, FrameError> {
         match codec {
             HeaderCodec::Protobuf => {
-                if let Some(header) = decode_proto_fast(src) {
+                if let Some(header) = decode_proto_fast(src, range.clone()) {
                     return Ok(header);
                 }
-                let p = ProtoHeader::decode(src).map_err(|e| FrameError::MalformedHeader {
-                    codec: 'p',
-                    reason: e.to_string(),
-                })?;
+                let p =
+                    ProtoHeader::decode(&src[range]).map_err(|e| FrameError::MalformedHeader {
+                        codec: 'p',
+                        reason: e.to_string(),
+                    })?;
                 Ok(p.into())
             }
             HeaderCodec::Json => {
-                let j: JsonHeaderOwned =
-                    serde_json::from_slice(src).map_err(|e| FrameError::MalformedHeader {
+                let j: JsonHeaderOwned = serde_json::from_slice(&src[range]).map_err(|e| {
+                    FrameError::MalformedHeader {
                         codec: 'j',
                         reason: e.to_string(),
-                    })?;
+                    }
+                })?;
                 Ok(Header {
                     seq: j.seq,
                     kind: Kind::from_wire(j.kind),
-                    uri: j.uri,
+                    uri: j.uri.into(),
                     gzip: j.gzip,
                     status_code: j.status_code,
-                    status: j.status,
+                    status: text(&j.status),
                     timeout_ms: j.timeout_ms,
                 })
             }
         }
+    }
+
+    /// The same header, its strings copied out of the buffer they were
+    /// read in: for a header kept long (an incoming call's, held by its
+    /// handler), so that it does not keep that whole read buffer alive.
+    pub(crate) fn detached(mut self) -> Header {
+        self.uri = ByteString::from(&*self.uri);
+        if !self.status.is_empty() {
+            self.status = text(&self.status);
+        }
+        self
+    }
+}
+
+/// A status text as a [`ByteString`]: the common "OK" without an allocation.
+fn text(s: &str) -> ByteString {
+    match s {
+        "OK" => ByteString::from_static("OK"),
+        "" => ByteString::new(),
+        other => ByteString::from(other),
     }
 }
 
@@ -237,7 +274,7 @@ pub(crate) use crate::router::uri::split as split_uri;
 /// for every frame. Anything else (unknown fields, wrong wire types, bad
 /// varints or UTF-8) returns `None`, and prost decodes it, errors included,
 /// so the result is always the one prost gives.
-fn decode_proto_fast(mut src: &[u8]) -> Option<Header> {
+fn decode_proto_fast(whole: &Bytes, range: std::ops::Range<usize>) -> Option<Header> {
     /// Most of a header's varints (tags, kind, gzip) are one byte: those
     /// take one comparison; longer ones go to prost's decoder.
     #[inline(always)]
@@ -251,13 +288,20 @@ fn decode_proto_fast(mut src: &[u8]) -> Option<Header> {
             None => None,
         }
     }
-    fn string(src: &mut &[u8]) -> Option<String> {
+    let end = range.end;
+    let mut src = whole.get(range)?;
+    // A string field: a slice of `whole` (UTF-8 checked once, by
+    // `ByteString`), or the static "OK" of every successful reply.
+    let string = |src: &mut &[u8]| -> Option<ByteString> {
         let len = usize::try_from(varint(src)?).ok()?;
         let bytes = src.get(..len)?;
-        let text = std::str::from_utf8(bytes).ok()?.to_owned();
+        let start = end - src.len();
         *src = &src[len..];
-        Some(text)
-    }
+        if bytes == b"OK" {
+            return Some(ByteString::from_static("OK"));
+        }
+        ByteString::try_from(whole.slice(start..start + len)).ok()
+    };
     let mut header = Header::default();
     let mut kind = 0i32;
     while !src.is_empty() {
@@ -301,10 +345,10 @@ impl From<ProtoHeader> for Header {
         Header {
             seq: p.seq,
             kind: Kind::from_wire(p.r#type),
-            uri: p.uri,
+            uri: p.uri.into(),
             gzip: p.gzip,
             status_code: p.status_code,
-            status: p.status,
+            status: text(&p.status),
             timeout_ms: p.timeout_ms,
         }
     }
@@ -531,13 +575,17 @@ mod tests {
         inputs.push(b"\x38\x01\x10\x01".to_vec());
         inputs.push([&b"\x08"[..], &[0xff; 9], b"\x02"].concat());
         for input in inputs {
-            match (decode_proto_fast(&input), slow(&input)) {
+            // Inside a larger buffer, as a frame's header is.
+            let whole = Bytes::from([&b"head"[..], &input, b"tail"].concat());
+            let fast = decode_proto_fast(&whole, 4..4 + input.len());
+            match (fast, slow(&input)) {
                 (Some(fast), Ok(slow)) => assert_eq!(fast, slow, "{input:?}"),
                 (Some(fast), Err(e)) => panic!("fast {fast:?}, prost {e} for {input:?}"),
                 (None, _) => {}
             }
         }
-        assert_eq!(decode_proto_fast(&buf), Some(full));
+        let len = buf.len();
+        assert_eq!(decode_proto_fast(&buf.freeze(), 0..len), Some(full));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(crate) use codec::{
     Decoded, begin_frame, check_size, encode_frame, encode_frame_parts, end_frame,
 };
 pub use error::FrameError;
-pub use header::{Header, HeaderCodec, Kind};
+pub use header::{ByteString, Header, HeaderCodec, Kind};
 pub(crate) use header::{HeaderRef, split_uri};
 
 use bytes::Bytes;

@@ -56,7 +56,7 @@ impl Alias {
 
 /// Replaces the path of `header.uri`, keeping its query.
 fn set_path(header: &mut Header, path: &str) {
-    header.uri = uri::replace_path(&header.uri, path);
+    header.uri = uri::replace_path(&header.uri, path).into();
 }
 
 fn is_call(header: &Header) -> bool {

@@ -94,7 +94,7 @@ pub(crate) fn before_write_reply(
             let refusal = Refusal::new(p, "before_write_reply", status);
             refusal.log(session, &frame.header);
             frame.header.status_code = refusal.status.code();
-            frame.header.status = refusal.status.text().to_owned();
+            frame.header.status = refusal.status.text().into();
             frame.body = bytes::Bytes::new();
             return;
         }

@@ -53,8 +53,9 @@ impl fmt::Debug for Ctx {
 
 impl Ctx {
     /// The context of an incoming frame, and its body. The header moves
-    /// into the context: no copy of its strings per call.
-    /// `now` is when it arrived (the caller's deadline counts from then).
+    /// into the context, its URI copied out of the read buffer (see
+    /// [`Header::detached`]). `now` is when it arrived (the caller's
+    /// deadline counts from then).
     pub(crate) fn new(session: Session, frame: Frame, now: tokio::time::Instant) -> (Ctx, Bytes) {
         let deadline = (frame.header.timeout_ms > 0)
             .then(|| now + std::time::Duration::from_millis(frame.header.timeout_ms));
@@ -64,7 +65,9 @@ impl Ctx {
                 session,
                 header_codec: frame.header_codec,
                 body_codec: frame.body_codec().map(CodecId),
-                header: frame.header,
+                // A handler may keep its context long (a long poll): its
+                // header must not pin the read buffer its frame came in.
+                header: frame.header.detached(),
                 reply_codec: AtomicU16::new(SAME_CODEC),
                 reply_gzip: AtomicI8::new(SAME_GZIP),
             }),
@@ -249,10 +252,10 @@ impl Ctx {
             header: Header {
                 seq: header.seq,
                 kind: header.kind,
-                uri: header.uri.to_owned(),
+                uri: self.inner.header.uri.clone(),
                 gzip: header.gzip,
                 status_code: header.status_code,
-                status: header.status.to_owned(),
+                status: header.status.into(),
                 timeout_ms: 0,
             },
             body: reply.body.into_bytes(),

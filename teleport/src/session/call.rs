@@ -396,7 +396,7 @@ impl Session {
             self.shared.config.max_frame_size,
             &mut bytes,
         )
-        .map_err(|e| Error::too_large(header.uri.as_str(), e))?;
+        .map_err(|e| Error::too_large(&*header.uri, e))?;
         Ok(Outgoing {
             seq: header.seq,
             bytes,
@@ -502,7 +502,7 @@ impl Session {
         if self.is_going_away() {
             let uri = match &call {
                 Call::Encoded(frame) => frame.uri(),
-                Call::Parts(parts) => parts.1.uri.clone(),
+                Call::Parts(parts) => parts.1.uri.to_string(),
             };
             return Err(Error::not_sent(uri, GOING_AWAY));
         }
@@ -609,13 +609,13 @@ impl Outgoing {
     /// copy of it.
     pub(crate) fn uri(&self) -> String {
         if let Some(header) = &self.header {
-            return header.uri.clone();
+            return header.uri.to_string();
         }
         let b = &self.bytes;
         let header_len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
         HeaderCodec::from_id(b[4])
             .and_then(|codec| Header::decode(codec, &b[5..4 + header_len]).ok())
-            .map(|h| h.uri)
+            .map(|h| h.uri.into())
             .unwrap_or_default()
     }
 }
@@ -662,7 +662,7 @@ fn owned_header(seq: u64, kind: Kind, uri: &str, gzip: i32, timeout_ms: u64) -> 
     Header {
         seq,
         kind,
-        uri: uri.to_owned(),
+        uri: uri.into(),
         gzip,
         timeout_ms,
         ..Header::default()

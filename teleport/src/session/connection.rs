@@ -649,7 +649,7 @@ where
             Kind::Reply => {
                 if let Some(reply) = self.pending.take(header.seq) {
                     let _ = reply.send(Err(Error::ReplyTooLarge {
-                        uri: header.uri,
+                        uri: header.uri.into(),
                         len,
                         limit,
                     }));
