@@ -214,7 +214,7 @@ where
             .read_idle_timeout
             .map(|d| Box::pin(tokio::time::sleep(d)));
         let gate = (!session.gate_token().is_cancelled())
-            .then(|| Box::pin(session.gate_token().clone().cancelled_owned()));
+            .then(|| Box::pin(session.gate_token().cancelled_owned()));
         Connection {
             permit,
             plugins: config.plugins.clone(),
@@ -225,8 +225,8 @@ where
             out: Outbox::new(config.max_frame_size, config.write_buffer),
             backlog: VecDeque::new(),
             max_handlers: config.max_handlers.max(1),
-            close_requested: Box::pin(session.close_token().clone().cancelled_owned()),
-            drain_requested: Box::pin(session.drain_token().clone().cancelled_owned()),
+            close_requested: Box::pin(session.close_token().cancelled_owned()),
+            drain_requested: Box::pin(session.drain_token().cancelled_owned()),
             io,
             cmd_rx,
             rbuf: BytesMut::with_capacity(READ_RESERVE),
