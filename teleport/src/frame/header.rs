@@ -389,36 +389,74 @@ impl HeaderRef<'_> {
         }
     }
 
-    /// Protobuf with prost's field encoders, zero values left out.
+    /// Protobuf, zero values left out, as prost encodes it: the varints
+    /// go into a small array on the stack and reach `buf` in at most four
+    /// `put_slice` calls, not a `put_u8` per byte (this runs for every
+    /// frame written, about 300 instructions per header before).
     fn encode_proto(&self, buf: &mut impl BufMut) {
-        use prost::encoding::{WireType, encode_key, encode_varint, int32, uint64};
-        fn string(tag: u32, text: &str, buf: &mut impl BufMut) {
-            encode_key(tag, WireType::LengthDelimited, buf);
-            encode_varint(text.len() as u64, buf);
-            buf.put_slice(text.as_bytes());
+        /// Bytes of varints not yet flushed: at most five fields of 11
+        /// bytes (a key and a 10-byte varint) and two string keys with
+        /// their lengths, when both strings are empty or in between.
+        struct Scratch {
+            bytes: [u8; 80],
+            len: usize,
         }
+        impl Scratch {
+            fn varint(&mut self, mut v: u64) {
+                while v >= 0x80 {
+                    self.bytes[self.len] = (v as u8) | 0x80;
+                    self.len += 1;
+                    v >>= 7;
+                }
+                self.bytes[self.len] = v as u8;
+                self.len += 1;
+            }
+            fn field(&mut self, key: u8, v: u64) {
+                self.bytes[self.len] = key;
+                self.len += 1;
+                self.varint(v);
+            }
+            fn string(&mut self, key: u8, text: &str, buf: &mut impl BufMut) {
+                self.bytes[self.len] = key;
+                self.len += 1;
+                self.varint(text.len() as u64);
+                self.flush(buf);
+                buf.put_slice(text.as_bytes());
+            }
+            fn flush(&mut self, buf: &mut impl BufMut) {
+                buf.put_slice(&self.bytes[..self.len]);
+                self.len = 0;
+            }
+        }
+        // Keys are field number << 3 | wire type (0 varint, 2 bytes);
+        // int32 values are sign-extended to 64 bits, as in prost.
+        let mut out = Scratch {
+            bytes: [0; 80],
+            len: 0,
+        };
         if self.seq != 0 {
-            uint64::encode(1, &self.seq, buf);
+            out.field(0x08, self.seq);
         }
         let kind = self.kind.to_wire();
         if kind != 0 {
-            int32::encode(2, &kind, buf);
+            out.field(0x10, i64::from(kind) as u64);
         }
         if !self.uri.is_empty() {
-            string(3, self.uri, buf);
+            out.string(0x1a, self.uri, buf);
         }
         if self.gzip != 0 {
-            int32::encode(4, &self.gzip, buf);
+            out.field(0x20, i64::from(self.gzip) as u64);
         }
         if self.status_code != 0 {
-            int32::encode(5, &self.status_code, buf);
+            out.field(0x28, i64::from(self.status_code) as u64);
         }
         if !self.status.is_empty() {
-            string(6, self.status, buf);
+            out.string(0x32, self.status, buf);
         }
         if self.timeout_ms != 0 {
-            uint64::encode(15, &self.timeout_ms, buf);
+            out.field(0x78, self.timeout_ms);
         }
+        out.flush(buf);
     }
 }
 
@@ -469,6 +507,40 @@ struct JsonHeaderOwned {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protobuf_headers_are_the_bytes_prost_writes() {
+        let values_u64 = [0, 1, 127, 128, 300, 1 << 21, u64::MAX];
+        let values_i32 = [0, 1, -1, -2, 9, 200, 599, i32::MAX, i32::MIN];
+        let long_uri = format!("/a/{}?q=1", "x".repeat(300));
+        for (i, &seq) in values_u64.iter().enumerate() {
+            for (j, &v) in values_i32.iter().enumerate() {
+                let h = Header {
+                    seq,
+                    kind: Kind::from_wire(values_i32[(i + j) % values_i32.len()]),
+                    uri: [&long_uri[..], "/home/echo", ""][j % 3].into(),
+                    gzip: v,
+                    status_code: values_i32[(j + 3) % values_i32.len()],
+                    status: ["OK", "", "xerror: ü"][i % 3].into(),
+                    timeout_ms: values_u64[(i + j) % values_u64.len()],
+                };
+                let mut ours = BytesMut::new();
+                h.encode(HeaderCodec::Protobuf, &mut ours);
+                let prost = ProtoHeader {
+                    seq: h.seq,
+                    r#type: h.kind.to_wire(),
+                    uri: h.uri.to_string(),
+                    gzip: h.gzip,
+                    status_code: h.status_code,
+                    status: h.status.to_string(),
+                    timeout_ms: h.timeout_ms,
+                }
+                .encode_to_vec();
+                assert_eq!(&ours[..], &prost[..], "{h:?}");
+            }
+        }
+    }
+
 
     fn roundtrip(codec: HeaderCodec, h: &Header) -> Header {
         let mut buf = BytesMut::new();
