@@ -541,7 +541,6 @@ mod tests {
         }
     }
 
-
     fn roundtrip(codec: HeaderCodec, h: &Header) -> Header {
         let mut buf = BytesMut::new();
         h.encode(codec, &mut buf);

@@ -468,7 +468,7 @@ impl Session {
                 .map_err(|_| self.not_sent_error(uri))?,
         };
         // Unbounded: the slot above bounds it.
-        if self.shared.cmd_tx.send(cmd).is_err() {
+        if self.shared.commands.send(cmd).is_err() {
             return Err(self.not_sent_error(uri));
         }
         let mut guard = CancelOnDrop {
@@ -525,12 +525,12 @@ impl Session {
             (None, None)
         };
         let uri = flushed.then(|| frame.uri());
-        if let Err(unsent) = self.shared.cmd_tx.send(Command::Push {
+        if let Err(unsent) = self.shared.commands.send(Command::Push {
             frame,
             flushed: tx,
             slot,
         }) {
-            let uri = match unsent.0 {
+            let uri = match unsent {
                 Command::Push { frame, .. } => frame.uri(),
                 _ => String::new(),
             };
@@ -631,9 +631,8 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            // If the queue is full the entry is freed when the late reply
-            // arrives or the session ends instead.
-            let _ = self.shared.cmd_tx.send(Command::Cancel { seq: self.seq });
+            // If the session has ended meanwhile, there is nothing to free.
+            let _ = self.shared.commands.send(Command::Cancel { seq: self.seq });
         }
     }
 }

@@ -67,7 +67,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -164,7 +163,8 @@ pub(crate) struct Connection<S> {
     io: S,
     session: Session,
     state: State,
-    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    /// The commands taken this round (kept, with its capacity, between rounds).
+    taken: Vec<Command>,
     close_requested: Pin<Box<WaitForCancellationFutureOwned>>,
     drain_requested: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Open (`None`) once the session hooks have passed.
@@ -205,7 +205,6 @@ where
     pub(crate) fn new(
         io: S,
         session: Session,
-        cmd_rx: mpsc::UnboundedReceiver<Command>,
         router: Arc<Router>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
@@ -228,7 +227,7 @@ where
             close_requested: Box::pin(session.close_token().cancelled_owned()),
             drain_requested: Box::pin(session.drain_token().cancelled_owned()),
             io,
-            cmd_rx,
+            taken: Vec::new(),
             rbuf: BytesMut::with_capacity(READ_RESERVE),
             parked: None,
             pending: Pending::default(),
@@ -298,16 +297,15 @@ where
                     self.write_queued(queued);
                     progress = true;
                 }
-                loop {
-                    let room = self.out.has_room() && self.backlog.is_empty();
-                    match self.cmd_rx.poll_recv(cx) {
-                        Poll::Ready(Some(cmd)) => {
-                            self.on_command(cmd, room);
-                            progress = true;
-                        }
-                        _ => break,
+                let mut taken = std::mem::take(&mut self.taken);
+                if self.session.shared.commands.take(cx, &mut taken) {
+                    for cmd in taken.drain(..) {
+                        let room = self.out.has_room() && self.backlog.is_empty();
+                        self.on_command(cmd, room);
                     }
+                    progress = true;
                 }
+                self.taken = taken;
             }
 
             // Handlers that finished.
@@ -786,8 +784,7 @@ impl<S> Connection<S> {
                 }
             }
         }
-        self.cmd_rx.close();
-        while let Ok(cmd) = self.cmd_rx.try_recv() {
+        for cmd in self.session.shared.commands.close() {
             match cmd {
                 Command::Pull { reply, frame, .. } => {
                     let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));

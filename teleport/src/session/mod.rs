@@ -43,6 +43,7 @@
 //! ```
 
 mod call;
+mod commands;
 mod connection;
 mod extensions;
 mod inbound;
@@ -56,7 +57,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::error::Error;
@@ -176,8 +177,9 @@ pub(crate) struct Shared {
     local: SocketAddr,
     peer: Peer,
     config: Arc<PeerConfig>,
-    /// Unbounded: pulls are bounded by `pull_slots`, pushes by `push_slots`.
-    cmd_tx: mpsc::UnboundedSender<Command>,
+    /// Calls for the connection task (pulls bounded by `pull_slots`,
+    /// pushes by `push_slots`).
+    commands: commands::Commands,
     pull_seq: AtomicU64,
     push_seq: AtomicU64,
     /// One permit per pull waiting for its reply (`max_pulls_in_flight`).
@@ -234,7 +236,6 @@ pub(crate) fn spawn<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let push_slots = Semaphore::new(config.send_queue.clamp(1, Semaphore::MAX_PERMITS));
     let gate = Signal::new();
     if config.plugins.is_empty() {
@@ -249,7 +250,7 @@ where
             local,
             peer,
             config,
-            cmd_tx,
+            commands: commands::Commands::new(),
             pull_seq: AtomicU64::new(0),
             push_seq: AtomicU64::new(0),
             pull_slots,
@@ -264,7 +265,7 @@ where
         }),
         _handle: None,
     };
-    let connection = connection::Connection::new(io, session.clone(), cmd_rx, router, permit);
+    let connection = connection::Connection::new(io, session.clone(), router, permit);
     register(&session);
     tokio::spawn(connection);
     session
