@@ -67,6 +67,10 @@ struct Server {
     id: u32,
     /// Calls counted so far, for waiting on them.
     answered: Arc<tokio::sync::watch::Sender<u64>>,
+    /// While true, `whoami` calls wait (counted in `held`) until it is
+    /// false again or the server closes: calls surely in flight.
+    hold: Arc<tokio::sync::watch::Sender<bool>>,
+    held: Arc<tokio::sync::watch::Sender<u64>>,
     notes: mpsc::UnboundedSender<(u32, String)>,
 }
 
@@ -101,8 +105,11 @@ impl Fleet for Server {
     }
     async fn whoami(&self) -> u32 {
         self.answered.send_modify(|n| *n += 1);
-        // Long enough for calls to overlap, so closing a server catches
-        // some in flight.
+        if *self.hold.borrow() {
+            self.held.send_modify(|n| *n += 1);
+            let mut hold = self.hold.subscribe();
+            let _ = hold.wait_for(|&hold| !hold).await;
+        }
         // Not done at once, so calls overlap (no clock involved).
         tokio::task::yield_now().await;
         self.id
@@ -135,14 +142,20 @@ struct Running {
     peer: Peer,
     addr: String,
     answered: Arc<tokio::sync::watch::Sender<u64>>,
+    hold: Arc<tokio::sync::watch::Sender<bool>>,
+    held: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 async fn start(id: u32, notes: &mpsc::UnboundedSender<(u32, String)>) -> Running {
     let answered = Arc::new(tokio::sync::watch::channel(0).0);
+    let hold = Arc::new(tokio::sync::watch::channel(false).0);
+    let held = Arc::new(tokio::sync::watch::channel(0).0);
     let mut router = Router::new();
     FleetServer::new(Server {
         id,
         answered: Arc::clone(&answered),
+        hold: Arc::clone(&hold),
+        held: Arc::clone(&held),
         notes: notes.clone(),
     })
     .register(&mut router);
@@ -152,6 +165,8 @@ async fn start(id: u32, notes: &mpsc::UnboundedSender<(u32, String)>) -> Running
         peer,
         addr,
         answered,
+        hold,
+        held,
     }
 }
 
@@ -389,6 +404,16 @@ async fn a_server_that_goes_away_is_ejected_and_no_idempotent_call_fails() {
     )
     .await
     .expect("server 0 takes calls")
+    .unwrap();
+    // Hold server 0's next idempotent call, so that one is surely in
+    // flight when it closes.
+    servers[0].hold.send_replace(true);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        servers[0].held.subscribe().wait_for(|&n| n >= 1),
+    )
+    .await
+    .expect("server 0 holds a call")
     .unwrap();
     servers[0].peer.close(Duration::ZERO).await;
     let ejected = tokio::time::timeout(Duration::from_secs(10), async {
