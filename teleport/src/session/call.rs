@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{Command, PushSlot, Session, Shared};
+use super::{Command, PushSlot, Session, Shared, reply_slot};
 
 /// Why a call on a session whose remote peer is going away was not sent.
 const GOING_AWAY: &str =
@@ -452,7 +452,7 @@ impl Session {
             uri: uri.to_owned(),
             timeout: timeout.unwrap_or_default(),
         };
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = reply_slot::channel();
         let cmd = Command::Pull {
             frame,
             reply: tx,

@@ -49,6 +49,7 @@ mod extensions;
 mod inbound;
 mod outbox;
 mod pending;
+mod reply_slot;
 
 use std::fmt;
 use std::net::SocketAddr;

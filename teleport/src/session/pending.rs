@@ -26,14 +26,11 @@ use std::pin::Pin;
 use std::task::Context;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::Error;
-use crate::frame::Frame;
 
-/// Where a pull's outcome goes: its reply frame or why it has none.
-pub(crate) type Waiter = oneshot::Sender<Result<Frame, Error>>;
+pub(crate) use super::reply_slot::Waiter;
 
 /// The error a pull's waiter gets when its deadline passes. Only the
 /// caller reads it, and it fills in its own URI and timeout (see
@@ -191,8 +188,8 @@ mod tests {
     #[tokio::test]
     async fn fail_all_ends_every_waiting_pull_with_the_reason() {
         let mut pending = Pending::default();
-        let (a, ra) = oneshot::channel();
-        let (b, rb) = oneshot::channel();
+        let (a, ra) = super::super::reply_slot::channel();
+        let (b, rb) = super::super::reply_slot::channel();
         pending.insert(1, a, None);
         pending.insert(2, b, None);
         assert!(pending.take(1).is_some());
@@ -233,7 +230,7 @@ mod tests {
             (4, Some(20)),
             (5, Some(15)),
         ] {
-            let (tx, rx) = oneshot::channel();
+            let (tx, rx) = super::super::reply_slot::channel();
             pending.insert(seq, tx, after.map(|a| start + ms(a)));
             receivers.push((seq, rx));
         }
@@ -254,11 +251,12 @@ mod tests {
             "no deadline: waits until the session ends"
         );
 
-        for (seq, mut rx) in receivers {
+        for (seq, rx) in receivers {
+            let got = futures_util::FutureExt::now_or_never(rx);
             match seq {
-                1 | 2 | 4 => assert!(matches!(rx.try_recv(), Ok(Err(Error::Timeout { .. })))),
-                3 => assert!(rx.try_recv().is_err(), "still waiting"),
-                _ => assert!(rx.try_recv().is_err(), "answered elsewhere"),
+                1 | 2 | 4 => assert!(matches!(got, Some(Ok(Err(Error::Timeout { .. }))))),
+                3 => assert!(got.is_none(), "still waiting"),
+                _ => assert!(matches!(got, Some(Err(_))), "answered elsewhere"),
             }
         }
     }
@@ -268,7 +266,7 @@ mod tests {
         let mut pending = Pending::default();
         let deadline = Instant::now() + Duration::from_secs(30);
         for seq in 0..100_000 {
-            let (tx, _rx) = oneshot::channel();
+            let (tx, _rx) = super::super::reply_slot::channel();
             pending.insert(seq, tx, Some(deadline));
             pending.take(seq);
         }
