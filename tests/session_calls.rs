@@ -242,3 +242,53 @@ async fn pushes_reach_their_handler_in_order() {
     }
     assert_eq!(count.load(Ordering::Relaxed), 100);
 }
+
+/// A connection reuses the contexts of finished calls: nothing of one
+/// call's context (its reply codec, gzip level, deadline, URI) shows in the
+/// next one, and a URI a handler kept stays what it was.
+#[tokio::test]
+async fn no_state_of_a_finished_call_reaches_the_next_one_on_the_session() {
+    let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut router = Router::new();
+    {
+        let kept = kept.clone();
+        router
+            .pull("/ctx/set", |ctx: Ctx, (): ()| async move {
+                ctx.set_reply_codec(CodecId::STRING);
+                ctx.set_reply_gzip(teleport::GzipLevel::L5);
+                Ok::<_, Status>("set".to_owned())
+            })
+            .pull("/ctx/show", move |ctx: Ctx, (): ()| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push(ctx.header().uri.clone());
+                    Ok::<_, Status>((
+                        ctx.reply_codec().0 as char,
+                        ctx.reply_gzip().get(),
+                        ctx.deadline().is_some(),
+                        ctx.query("n"),
+                    ))
+                }
+            });
+    }
+    let (_server, _client, session) = pair(router, Router::new()).await;
+    for n in 0..50 {
+        let set: String = session
+            .pull("/ctx/set", &())
+            .timeout(Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(set, "set");
+        let shown: (char, i32, bool, Option<String>) = session
+            .pull(&format!("/ctx/show?n={n}"), &())
+            .timeout(None)
+            .await
+            .unwrap();
+        assert_eq!(shown, ('j', 0, false, Some(n.to_string())), "call {n}");
+    }
+    let kept = kept.lock().unwrap();
+    assert_eq!(kept.len(), 50);
+    for (n, uri) in kept.iter().enumerate() {
+        assert_eq!(&**uri, format!("/ctx/show?n={n}"));
+    }
+}

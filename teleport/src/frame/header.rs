@@ -246,8 +246,18 @@ impl Header {
     /// The same header, its strings copied out of the buffer they were
     /// read in: for a header kept long (an incoming call's, held by its
     /// handler), so that it does not keep that whole read buffer alive.
-    pub(crate) fn detached(mut self) -> Header {
-        self.uri = ByteString::from(&*self.uri);
+    /// The URI is copied into `spare`'s storage when nobody else holds it
+    /// (a finished call's URI), else into a new allocation.
+    pub(crate) fn detached_into(mut self, spare: ByteString) -> Header {
+        self.uri = match spare.into_bytes().try_into_mut() {
+            Ok(mut storage) => {
+                storage.clear();
+                storage.extend_from_slice(self.uri.as_bytes());
+                // Copied from a `str`: always UTF-8.
+                ByteString::try_from(storage.freeze()).unwrap_or_default()
+            }
+            Err(_) => ByteString::from(&*self.uri),
+        };
         if !self.status.is_empty() {
             self.status = text(&self.status);
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI8, AtomicU16, Ordering};
 use bytes::Bytes;
 
 use crate::codec::{CodecId, Encode, GzipLevel, encode_section_into};
-use crate::frame::{Frame, Header, HeaderCodec, HeaderRef, Kind, Section, split_uri};
+use crate::frame::{ByteString, Frame, Header, HeaderCodec, HeaderRef, Kind, Section, split_uri};
 use crate::peer::Peer;
 use crate::session::Session;
 use crate::status::Status;
@@ -37,6 +37,10 @@ struct Inner {
     deadline: Option<tokio::time::Instant>,
 }
 
+/// A finished call's context, kept by its connection for the next
+/// incoming call: one allocation (and its URI's) fewer per call.
+pub(crate) struct SpareCtx(Arc<Inner>);
+
 const SAME_CODEC: u16 = u16::MAX;
 /// No level chosen: the reply uses the pull's (outside every `GzipLevel`).
 const SAME_GZIP: i8 = i8::MIN;
@@ -55,24 +59,51 @@ impl Ctx {
     /// The context of an incoming frame, and its body. The header moves
     /// into the context, its URI copied out of the read buffer (see
     /// [`Header::detached`]). `now` is when it arrived (the caller's
-    /// deadline counts from then).
-    pub(crate) fn new(session: Session, frame: Frame, now: tokio::time::Instant) -> (Ctx, Bytes) {
+    /// deadline counts from then). A [`SpareCtx`] of the same session, if
+    /// given, lends its allocation and its URI's.
+    pub(crate) fn new(
+        session: &Session,
+        frame: Frame,
+        now: tokio::time::Instant,
+        spare: Option<SpareCtx>,
+    ) -> (Ctx, Bytes) {
         let deadline = (frame.header.timeout_ms > 0)
             .then(|| now + std::time::Duration::from_millis(frame.header.timeout_ms));
+        let header_codec = frame.header_codec;
+        let body_codec = frame.body_codec().map(CodecId);
+        if let Some(SpareCtx(mut inner)) = spare {
+            if let Some(reused) = Arc::get_mut(&mut inner) {
+                let old_uri = std::mem::take(&mut reused.header.uri);
+                // A handler may keep its context long (a long poll): its
+                // header must not pin the read buffer its frame came in.
+                reused.header = frame.header.detached_into(old_uri);
+                reused.deadline = deadline;
+                reused.header_codec = header_codec;
+                reused.body_codec = body_codec;
+                *reused.reply_codec.get_mut() = SAME_CODEC;
+                *reused.reply_gzip.get_mut() = SAME_GZIP;
+                return (Ctx { inner }, frame.body);
+            }
+        }
         let ctx = Ctx {
             inner: Arc::new(Inner {
                 deadline,
-                session,
-                header_codec: frame.header_codec,
-                body_codec: frame.body_codec().map(CodecId),
-                // A handler may keep its context long (a long poll): its
-                // header must not pin the read buffer its frame came in.
-                header: frame.header.detached(),
+                session: session.clone(),
+                header_codec,
+                body_codec,
+                header: frame.header.detached_into(ByteString::new()),
                 reply_codec: AtomicU16::new(SAME_CODEC),
                 reply_gzip: AtomicI8::new(SAME_GZIP),
             }),
         };
         (ctx, frame.body)
+    }
+
+    /// This context's allocation for the next call on its session, once
+    /// its call is done and nobody else holds it.
+    pub(crate) fn into_spare(mut self) -> Option<SpareCtx> {
+        Arc::get_mut(&mut self.inner)?;
+        Some(SpareCtx(self.inner))
     }
 
     /// When the caller of this pull stops waiting for the reply, if it said

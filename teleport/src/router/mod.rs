@@ -45,7 +45,7 @@ use std::future::Future;
 use bytes::Bytes;
 
 pub use context::Ctx;
-pub(crate) use context::Reply;
+pub(crate) use context::{Reply, SpareCtx};
 pub use handler::RawReply;
 pub(crate) use handler::{BoxFuture, HandlerFn};
 pub use uri::to_snake_case;

