@@ -292,3 +292,49 @@ async fn no_state_of_a_finished_call_reaches_the_next_one_on_the_session() {
         assert_eq!(&**uri, format!("/ctx/show?n={n}"));
     }
 }
+
+/// Large bodies (past the size the write side queues without copying)
+/// and small ones, pulls, replies and pushes, interleaved on one session:
+/// every byte arrives intact and pushes arrive in the order they were sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_small_bodies_interleave_intact_and_in_order() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut router = echo_router();
+    router
+        .pull(
+            "/home/raw",
+            |_: Ctx, body: teleport::codec::RawBody| async move { Ok::<_, Status>(body) },
+        )
+        .push("/home/seen", move |_: Ctx, s: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(s);
+            }
+        });
+    let (_server, _client, session) = pair(router, Router::new()).await;
+    let body = |n: usize, i: usize| -> String {
+        (0..n)
+            .map(|k| char::from(b'a' + ((i + k) % 26) as u8))
+            .collect()
+    };
+    let sizes = [3, 9_000, 100, 70_000, 8_191, 8_192, 1, 200_000];
+    let mut calls = Vec::new();
+    for (i, &n) in sizes.iter().cycle().take(48).enumerate() {
+        let text = body(n, i);
+        session.push("/home/seen", &text).await.unwrap();
+        let session = session.clone();
+        calls.push(tokio::spawn(async move {
+            let echoed: String = session.pull("/home/echo", &text).await.unwrap();
+            assert_eq!(echoed, text, "echo of {n} bytes");
+            let raw = teleport::codec::RawBody::from(bytes::Bytes::from(text.clone()));
+            let back: teleport::codec::RawBody = session.pull("/home/raw", &raw).await.unwrap();
+            assert_eq!(&back.0[..], text.as_bytes(), "raw echo of {n} bytes");
+        }));
+    }
+    for call in calls {
+        call.await.unwrap();
+    }
+    for (i, &n) in sizes.iter().cycle().take(48).enumerate() {
+        assert_eq!(rx.recv().await.unwrap(), body(n, i), "push {i} in order");
+    }
+}

@@ -308,17 +308,24 @@ impl Reply {
     /// The reply header answering the pull whose header is `pull`: same
     /// seq, URI and (without a body) gzip level.
     pub(crate) fn header<'a>(&'a self, pull: &'a Header) -> HeaderRef<'a> {
+        Reply::header_of(&self.status, self.gzip, !self.body.is_empty(), pull)
+    }
+
+    /// [`Reply::header`] from a reply's parts, so that its body can be
+    /// moved on while the header borrows its status.
+    pub(crate) fn header_of<'a>(
+        status: &'a Status,
+        gzip: i32,
+        has_body: bool,
+        pull: &'a Header,
+    ) -> HeaderRef<'a> {
         HeaderRef {
             seq: pull.seq,
             kind: Kind::Reply,
             uri: &pull.uri,
-            gzip: if self.body.is_empty() {
-                pull.gzip
-            } else {
-                self.gzip
-            },
-            status_code: self.status.code(),
-            status: self.status.text(),
+            gzip: if has_body { gzip } else { pull.gzip },
+            status_code: status.code(),
+            status: status.text(),
             timeout_ms: 0,
         }
     }

@@ -420,7 +420,7 @@ where
     fn on_command(&mut self, cmd: Command, room: bool) {
         match cmd {
             Command::Pull {
-                frame,
+                mut frame,
                 reply,
                 deadline,
             } => {
@@ -434,7 +434,7 @@ where
                 }
                 self.pending.insert(frame.seq, reply, deadline);
                 if room {
-                    self.write_pull(&frame);
+                    self.write_pull(&mut frame);
                 } else {
                     self.backlog.push_back(Queued::Pull(frame));
                 }
@@ -471,7 +471,7 @@ where
     /// or its deadline passed, meanwhile).
     fn write_queued(&mut self, queued: Queued) {
         match queued {
-            Queued::Pull(frame) => {
+            Queued::Pull(mut frame) => {
                 if !self.pending.contains(frame.seq) {
                     return;
                 }
@@ -481,14 +481,14 @@ where
                     }
                     return;
                 }
-                self.write_pull(&frame);
+                self.write_pull(&mut frame);
             }
             Queued::Push(frame, flushed, _slot) => self.write_push(frame, flushed),
         }
     }
 
-    fn write_pull(&mut self, frame: &Outgoing) {
-        self.out.push_encoded(&frame.bytes, &frame.tail);
+    fn write_pull(&mut self, frame: &mut Outgoing) {
+        self.out.push_encoded(&mut frame.bytes, &frame.tail);
         if let Some(header) = &frame.header {
             plugin::after_write(&self.plugins, &self.session, header);
         }
@@ -561,12 +561,11 @@ where
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, CloseReason>> {
         let mut wrote = false;
         while !self.out.is_empty() {
-            match Pin::new(&mut self.io).poll_write(cx, self.out.unwritten()) {
+            match self.out.poll_write_to(&mut self.io, cx) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(CloseReason::Io(std::io::ErrorKind::WriteZero.into())));
                 }
-                Poll::Ready(Ok(n)) => {
-                    self.out.advance(n);
+                Poll::Ready(Ok(_)) => {
                     self.needs_flush = true;
                     self.write_deadline = None;
                     wrote = true;
@@ -756,9 +755,9 @@ where
 // These need no I/O bounds, so that `Drop` can call them too.
 impl<S> Connection<S> {
     /// Queues a push (and who waits for it to be written).
-    fn write_push(&mut self, frame: Outgoing, flushed: Option<FlushWaiter>) {
+    fn write_push(&mut self, mut frame: Outgoing, flushed: Option<FlushWaiter>) {
         let start = self.out.queued_end();
-        self.out.push_encoded(&frame.bytes, &frame.tail);
+        self.out.push_encoded(&mut frame.bytes, &frame.tail);
         if let Some(header) = &frame.header {
             plugin::after_write(&self.plugins, &self.session, header);
         }

@@ -29,7 +29,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::Session;
 use super::outbox::Outbox;
-use crate::frame::{Frame, Kind, Section, spare};
+use crate::frame::{Frame, Kind};
 use crate::plugin::{self, Plugins, Refusal};
 use crate::router::{BoxFuture, Ctx, HandlerFn, Reply, Router, SpareCtx};
 use crate::status::Status;
@@ -230,10 +230,9 @@ impl Inbound {
         out: &mut Outbox,
     ) {
         if self.plugins.is_empty() && route.is_empty() {
-            out.reply_ref(ctx.header_codec(), reply.header(ctx.header()), &reply.body);
-            if let Section::Vec(body) = reply.body {
-                spare::give(body);
-            }
+            let Reply { status, gzip, body } = reply;
+            let header = Reply::header_of(&status, gzip, !body.is_empty(), ctx.header());
+            out.reply_owned(ctx.header_codec(), header, body);
         } else {
             self.write_reply_frame(session, ctx.reply_frame(reply), route, out);
         }

@@ -6,19 +6,29 @@
 //! through the frame layer, which owns the size limit: a frame over
 //! `PeerConfig::max_frame_size` is refused before a byte of it is queued.
 //!
-//! The buffer is bounded by `PeerConfig::write_buffer`: past it, the
+//! A large payload (a big argument or reply, [`LARGE`] bytes or more) is
+//! not copied into the buffer: it is queued as a segment of its own, in
+//! order, and the segments and the buffer go out in vectored writes. So a
+//! 64 KiB call costs no copy between its encoder and the socket.
+//!
+//! The queue is bounded by `PeerConfig::write_buffer`: past it, the
 //! connection task takes no new outgoing calls and starts no new handlers
 //! until the socket drains ([`Outbox::has_room`]), so a peer that stops
 //! reading cannot grow our memory without bound.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::io::AsyncWrite;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::frame::{
-    Frame, FrameError, Header, HeaderCodec, HeaderRef, Section, encode_frame, encode_frame_parts,
+    Frame, FrameError, Header, HeaderCodec, HeaderRef, Section, begin_frame, check_size,
+    encode_frame, encode_frame_parts, spare,
 };
 use crate::status::Status;
 
@@ -34,7 +44,19 @@ struct Flush {
     waiter: FlushWaiter,
 }
 
+/// Payloads of at least this many bytes are queued as segments, not
+/// copied into the buffer.
+pub(super) const LARGE: usize = 8 * 1024;
+/// Most slices handed to one vectored write.
+const MAX_SLICES: usize = 32;
+
 pub(super) struct Outbox {
+    /// What goes out first, in order: large payloads, and the buffered
+    /// bytes that were queued before each of them.
+    segments: VecDeque<Bytes>,
+    /// Bytes in `segments`.
+    queued: usize,
+    /// What goes out after the segments.
     buf: BytesMut,
     /// Bytes written (and flushed) since the session started.
     written: u64,
@@ -49,6 +71,8 @@ pub(super) struct Outbox {
 impl Outbox {
     pub(super) fn new(max_frame_size: usize, high_water: usize) -> Self {
         Outbox {
+            segments: VecDeque::new(),
+            queued: 0,
             buf: BytesMut::with_capacity(16 * 1024),
             written: 0,
             flush_waiters: VecDeque::new(),
@@ -57,25 +81,79 @@ impl Outbox {
         }
     }
 
-    /// Whether the buffer is below its high-water mark.
+    /// Bytes queued and not yet written.
+    fn len(&self) -> usize {
+        self.queued + self.buf.len()
+    }
+
+    /// Whether the queue is below its high-water mark.
     pub(super) fn has_room(&self) -> bool {
-        self.buf.len() < self.high_water
+        self.len() < self.high_water
     }
 
     /// Whether everything queued has been written.
     pub(super) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.queued == 0 && self.buf.is_empty()
     }
 
-    /// The bytes still to write.
-    pub(super) fn unwritten(&self) -> &[u8] {
-        &self.buf
+    /// Writes what is queued, in one write (vectored when segments are
+    /// queued); the number of bytes the socket took.
+    pub(super) fn poll_write_to<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        let n = if self.segments.is_empty() {
+            std::task::ready!(Pin::new(io).poll_write(cx, &self.buf))?
+        } else {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for segment in self.segments.iter().take(MAX_SLICES - 1) {
+                slices[count] = IoSlice::new(segment);
+                count += 1;
+            }
+            if !self.buf.is_empty() && count < MAX_SLICES {
+                slices[count] = IoSlice::new(&self.buf);
+                count += 1;
+            }
+            std::task::ready!(Pin::new(io).poll_write_vectored(cx, &slices[..count]))?
+        };
+        self.advance(n);
+        Poll::Ready(Ok(n))
     }
 
     /// Marks `n` bytes as written to the socket (not yet flushed).
-    pub(super) fn advance(&mut self, n: usize) {
-        self.buf.advance(n);
+    fn advance(&mut self, mut n: usize) {
         self.written += n as u64;
+        while n > 0 {
+            let Some(front) = self.segments.front_mut() else {
+                self.buf.advance(n);
+                return;
+            };
+            let take = n.min(front.len());
+            front.advance(take);
+            self.queued -= take;
+            n -= take;
+            if front.is_empty() {
+                self.segments.pop_front();
+            }
+        }
+    }
+
+    /// Queues `payload` after everything queued so far, as a segment of
+    /// its own when it is large, else copied into the buffer.
+    fn push_payload(&mut self, payload: &Bytes) {
+        if payload.len() < LARGE {
+            self.buf.extend_from_slice(payload);
+            return;
+        }
+        if !self.buf.is_empty() {
+            let before = self.buf.split().freeze();
+            self.queued += before.len();
+            self.segments.push_back(before);
+        }
+        self.queued += payload.len();
+        self.segments.push_back(payload.clone());
     }
 
     /// Tells `waiter` once everything queued so far has been written and
@@ -92,7 +170,7 @@ impl Outbox {
 
     /// The stream offset the next queued frame starts at.
     pub(super) fn queued_end(&self) -> u64 {
-        self.written + self.buf.len() as u64
+        self.written + self.len() as u64
     }
 
     /// The socket took and flushed everything written so far: tell the
@@ -144,11 +222,63 @@ impl Outbox {
     }
 
     /// Queues a frame a caller encoded (its size was checked then): its
-    /// bytes, then the payload it carries as shared bytes, if any.
-    pub(super) fn push_encoded(&mut self, frame: &[u8], tail: &[u8]) {
-        self.buf.reserve(frame.len() + tail.len());
-        self.buf.extend_from_slice(frame);
-        self.buf.extend_from_slice(tail);
+    /// bytes (taken, not copied, when they are large), then the payload it
+    /// carries as shared bytes, if any.
+    pub(super) fn push_encoded(&mut self, frame: &mut Vec<u8>, tail: &Bytes) {
+        if frame.len() < LARGE {
+            self.buf.reserve(frame.len() + tail.len().min(LARGE));
+            self.buf.extend_from_slice(frame);
+        } else {
+            self.push_payload(&Bytes::from(std::mem::take(frame)));
+        }
+        if !tail.is_empty() {
+            self.push_payload(tail);
+        }
+    }
+
+    /// [`Outbox::reply_ref`] for a reply whose body is owned: a large body
+    /// is queued as a segment instead of being copied.
+    pub(super) fn reply_owned(
+        &mut self,
+        header_codec: HeaderCodec,
+        header: HeaderRef<'_>,
+        body: Section,
+    ) {
+        let (id, payload) = match body {
+            Section::Vec(v) if v.len() >= LARGE => (None, Bytes::from(v)),
+            Section::Parts(id, payload) if payload.len() >= LARGE => (Some(id), payload),
+            Section::Vec(v) => {
+                let section = Section::Vec(v);
+                self.reply_ref(header_codec, header, &section);
+                // Written: the buffer serves the next reply on this thread.
+                if let Section::Vec(v) = section {
+                    spare::give(v);
+                }
+                return;
+            }
+            other => {
+                self.reply_ref(header_codec, header, &other);
+                return;
+            }
+        };
+        let len = usize::from(id.is_some()) + payload.len();
+        let limit = self.max_frame_size.min(u32::MAX as usize);
+        let begun = check_size("body", len, limit)
+            .and_then(|()| begin_frame(header_codec, header, 0, limit, &mut self.buf));
+        let Ok(body_at) = begun else {
+            // Over the limit: the 500 that names the sizes, as for any reply.
+            let section = match id {
+                Some(id) => Section::Parts(id, payload),
+                None => Section::Bytes(payload),
+            };
+            self.reply_ref(header_codec, header, &section);
+            return;
+        };
+        self.buf[body_at..body_at + 4].copy_from_slice(&(len as u32).to_be_bytes());
+        if let Some(id) = id {
+            self.buf.put_u8(id);
+        }
+        self.push_payload(&payload);
     }
 
     /// Queues a reply. A reply over the limit is replaced by a body-less
