@@ -429,10 +429,12 @@ impl<T: Serialize + ?Sized> Encode for T {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), CodecError> {
+        if codec == CodecId::BINCODE {
+            return bincode::encode_within(self, out, limit);
+        }
         let mut limited = Limited::new(out, limit);
         let encoded = match codec {
             CodecId::JSON => json::encode(self, &mut limited),
-            CodecId::BINCODE => bincode::encode(self, &mut limited),
             _ => {
                 // The string codec and registered codecs encode whole.
                 self.encode_body(codec, codecs, out)?;
