@@ -243,12 +243,12 @@ impl Header {
         }
     }
 
-    /// The same header, its strings copied out of the buffer they were
+    /// Copies this header's strings out of the buffer they were
     /// read in: for a header kept long (an incoming call's, held by its
     /// handler), so that it does not keep that whole read buffer alive.
     /// The URI is copied into `spare`'s storage when nobody else holds it
     /// (a finished call's URI), else into a new allocation.
-    pub(crate) fn detached_into(mut self, spare: ByteString) -> Header {
+    pub(crate) fn detach(&mut self, spare: ByteString) {
         self.uri = match spare.into_bytes().try_into_mut() {
             Ok(mut storage) => {
                 storage.clear();
@@ -261,7 +261,6 @@ impl Header {
         if !self.status.is_empty() {
             self.status = text(&self.status);
         }
-        self
     }
 }
 

@@ -58,7 +58,7 @@ impl fmt::Debug for Ctx {
 impl Ctx {
     /// The context of an incoming frame, and its body. The header moves
     /// into the context, its URI copied out of the read buffer (see
-    /// [`Header::detached`]). `now` is when it arrived (the caller's
+    /// [`Header::detach`]). `now` is when it arrived (the caller's
     /// deadline counts from then). A [`SpareCtx`] of the same session, if
     /// given, lends its allocation and its URI's.
     pub(crate) fn new(
@@ -74,9 +74,10 @@ impl Ctx {
         if let Some(SpareCtx(mut inner)) = spare {
             if let Some(reused) = Arc::get_mut(&mut inner) {
                 let old_uri = std::mem::take(&mut reused.header.uri);
+                reused.header = frame.header;
                 // A handler may keep its context long (a long poll): its
                 // header must not pin the read buffer its frame came in.
-                reused.header = frame.header.detached_into(old_uri);
+                reused.header.detach(old_uri);
                 reused.deadline = deadline;
                 reused.header_codec = header_codec;
                 reused.body_codec = body_codec;
@@ -85,13 +86,15 @@ impl Ctx {
                 return (Ctx { inner }, frame.body);
             }
         }
+        let mut header = frame.header;
+        header.detach(ByteString::new());
         let ctx = Ctx {
             inner: Arc::new(Inner {
                 deadline,
                 session: session.clone(),
                 header_codec,
                 body_codec,
-                header: frame.header.detached_into(ByteString::new()),
+                header,
                 reply_codec: AtomicU16::new(SAME_CODEC),
                 reply_gzip: AtomicI8::new(SAME_GZIP),
             }),
