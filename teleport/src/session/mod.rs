@@ -18,11 +18,14 @@
 //!
 //! - `call`: [`Session::pull`]/[`Session::push`], their builders and
 //!   [`CallOptions`]; arguments are encoded here, on the caller's task.
+//! - `commands`: the queue that hands calls to the connection task.
 //! - `connection`: the connection task that owns the socket, and its
 //!   lifecycle as one state enum.
 //! - `outbox`: frames queued for the socket, checked against the frame size
-//!   limit.
-//! - `pending`: the pulls this side sent, waiting for their replies.
+//!   limit; large payloads queued as they are, written in vectored writes.
+//! - `pending`: the pulls this side sent, waiting for their replies, and
+//!   the session's one timer for their deadlines.
+//! - `reply_slot`: where a pull's reply is handed back to its caller.
 //! - `inbound`: incoming calls: routing, handler tasks, panics, call logs.
 //!
 //! ```no_run

@@ -226,7 +226,8 @@ impl Outbox {
     /// carries as shared bytes, if any.
     pub(super) fn push_encoded(&mut self, frame: &mut Vec<u8>, tail: &Bytes) {
         if frame.len() < LARGE {
-            self.buf.reserve(frame.len() + tail.len().min(LARGE));
+            let copied_tail = if tail.len() < LARGE { tail.len() } else { 0 };
+            self.buf.reserve(frame.len() + copied_tail);
             self.buf.extend_from_slice(frame);
         } else {
             self.push_payload(&Bytes::from(std::mem::take(frame)));
@@ -246,6 +247,7 @@ impl Outbox {
     ) {
         let (id, payload) = match body {
             Section::Vec(v) if v.len() >= LARGE => (None, Bytes::from(v)),
+            Section::Bytes(b) if b.len() >= LARGE => (None, b),
             Section::Parts(id, payload) if payload.len() >= LARGE => (Some(id), payload),
             Section::Vec(v) => {
                 let section = Section::Vec(v);
