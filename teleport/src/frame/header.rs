@@ -297,11 +297,11 @@ fn decode_proto_fast(whole: &Bytes, range: std::ops::Range<usize>) -> Option<Hea
             None => None,
         }
     }
-    let end = range.end;
-    let mut src = whole.get(range)?;
-    // A string field: a slice of `whole` (UTF-8 checked once, by
-    // `ByteString`), or the static "OK" of every successful reply.
-    let string = |src: &mut &[u8]| -> Option<ByteString> {
+    /// A string field: a slice of `whole` (UTF-8 checked once, by
+    /// `ByteString`), or the static "OK" of every successful reply. `src`
+    /// ends where `whole[..end]` does.
+    #[inline(always)]
+    fn string(whole: &Bytes, end: usize, src: &mut &[u8]) -> Option<ByteString> {
         let len = usize::try_from(varint(src)?).ok()?;
         let bytes = src.get(..len)?;
         let start = end - src.len();
@@ -310,7 +310,9 @@ fn decode_proto_fast(whole: &Bytes, range: std::ops::Range<usize>) -> Option<Hea
             return Some(ByteString::from_static("OK"));
         }
         ByteString::try_from(whole.slice(start..start + len)).ok()
-    };
+    }
+    let end = range.end;
+    let mut src = whole.get(range)?;
     let mut header = Header::default();
     let mut kind = 0i32;
     while !src.is_empty() {
@@ -318,10 +320,10 @@ fn decode_proto_fast(whole: &Bytes, range: std::ops::Range<usize>) -> Option<Hea
         match varint(&mut src)? {
             0x08 => header.seq = varint(&mut src)?,
             0x10 => kind = varint(&mut src)? as i32,
-            0x1a => header.uri = string(&mut src)?,
+            0x1a => header.uri = string(whole, end, &mut src)?,
             0x20 => header.gzip = varint(&mut src)? as i32,
             0x28 => header.status_code = varint(&mut src)? as i32,
-            0x32 => header.status = string(&mut src)?,
+            0x32 => header.status = string(whole, end, &mut src)?,
             0x78 => header.timeout_ms = varint(&mut src)?,
             _ => return None,
         }
@@ -417,6 +419,7 @@ impl HeaderRef<'_> {
             inline: bool,
         }
         impl Scratch {
+            #[inline(always)]
             fn varint(&mut self, mut v: u64) {
                 while v >= 0x80 {
                     self.bytes[self.len] = (v as u8) | 0x80;
@@ -426,11 +429,13 @@ impl HeaderRef<'_> {
                 self.bytes[self.len] = v as u8;
                 self.len += 1;
             }
+            #[inline(always)]
             fn field(&mut self, key: u8, v: u64) {
                 self.bytes[self.len] = key;
                 self.len += 1;
                 self.varint(v);
             }
+            #[inline(always)]
             fn string(&mut self, key: u8, text: &str, buf: &mut impl BufMut) {
                 self.bytes[self.len] = key;
                 self.len += 1;
@@ -443,6 +448,7 @@ impl HeaderRef<'_> {
                     buf.put_slice(text.as_bytes());
                 }
             }
+            #[inline(always)]
             fn flush(&mut self, buf: &mut impl BufMut) {
                 buf.put_slice(&self.bytes[..self.len]);
                 self.len = 0;
