@@ -284,18 +284,23 @@ pub(crate) use crate::router::uri::split as split_uri;
 /// varints or UTF-8) returns `None`, and prost decodes it, errors included,
 /// so the result is always the one prost gives.
 fn decode_proto_fast(whole: &Bytes, range: std::ops::Range<usize>) -> Option<Header> {
-    /// Most of a header's varints (tags, kind, gzip) are one byte: those
-    /// take one comparison; longer ones go to prost's decoder.
+    /// Most of a header's varints are one byte (tags, kind, gzip) or two
+    /// or three (a status code, a sequence number, a timeout in ms): those
+    /// are read inline; longer ones go to prost's decoder.
     #[inline(always)]
     fn varint(src: &mut &[u8]) -> Option<u64> {
-        match src.split_first() {
-            Some((&byte, rest)) if byte < 0x80 => {
-                *src = rest;
-                Some(u64::from(byte))
-            }
-            Some(_) => prost::encoding::decode_varint(src).ok(),
-            None => None,
-        }
+        let (value, len) = match **src {
+            [b0, ..] if b0 < 0x80 => (u64::from(b0), 1),
+            [b0, b1, ..] if b1 < 0x80 => (u64::from(b0 & 0x7f) | u64::from(b1) << 7, 2),
+            [b0, b1, b2, ..] if b2 < 0x80 => (
+                u64::from(b0 & 0x7f) | u64::from(b1 & 0x7f) << 7 | u64::from(b2) << 14,
+                3,
+            ),
+            [] => return None,
+            _ => return prost::encoding::decode_varint(src).ok(),
+        };
+        *src = &src[len..];
+        Some(value)
     }
     /// A string field: a slice of `whole` (UTF-8 checked once, by
     /// `ByteString`), or the static "OK" of every successful reply. `src`
