@@ -460,12 +460,11 @@ impl Session {
         };
         // Bounded pulls in flight: past the limit the caller waits for a
         // slot, within its timeout.
-        let _slot = match self.shared.pull_slots.try_acquire() {
-            Ok(slot) => slot,
-            Err(_) => within(deadline, self.shared.pull_slots.acquire())
+        let _slot = match self.shared.pull_slots.try_take() {
+            Some(slot) => slot,
+            None => within(deadline, self.shared.pull_slots.take())
                 .await
-                .ok_or_else(timed_out)?
-                .map_err(|_| self.not_sent_error(uri))?,
+                .ok_or_else(timed_out)?,
         };
         // Unbounded: the slot above bounds it.
         if self.shared.commands.send(cmd).is_err() {

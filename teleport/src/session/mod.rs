@@ -53,6 +53,7 @@ mod inbound;
 mod outbox;
 mod pending;
 mod reply_slot;
+mod slots;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -187,7 +188,7 @@ pub(crate) struct Shared {
     pull_seq: AtomicU64,
     push_seq: AtomicU64,
     /// One permit per pull waiting for its reply (`max_pulls_in_flight`).
-    pull_slots: Semaphore,
+    pull_slots: slots::PullSlots,
     /// One permit per push queued and not yet in the write buffer
     /// (`send_queue`): see [`PushSlot`].
     push_slots: Semaphore,
@@ -246,7 +247,7 @@ where
         // No session hook to wait for.
         gate.cancel();
     }
-    let pull_slots = Semaphore::new(config.max_pulls_in_flight.clamp(1, Semaphore::MAX_PERMITS));
+    let pull_slots = slots::PullSlots::new(config.max_pulls_in_flight);
     let session = Session {
         shared: Arc::new(Shared {
             id,
