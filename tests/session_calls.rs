@@ -338,3 +338,30 @@ async fn large_and_small_bodies_interleave_intact_and_in_order() {
         assert_eq!(rx.recv().await.unwrap(), body(n, i), "push {i} in order");
     }
 }
+
+/// A push awaited with `flushed()` is on the wire when it returns, whatever
+/// its size: small ones are copied into the write buffer, large ones
+/// (8 KiB and up) are queued as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushed_pushes_of_every_size_arrive() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut router = Router::new();
+    router.push("/home/seen", move |_: Ctx, s: String| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(s.len());
+        }
+    });
+    let (_server, _client, session) = pair(router, Router::new()).await;
+    let sizes = [10, 9_000, 100_000, 5];
+    for &n in &sizes {
+        session
+            .push("/home/seen", &"x".repeat(n))
+            .flushed()
+            .await
+            .unwrap();
+    }
+    for &n in &sizes {
+        assert_eq!(rx.recv().await, Some(n));
+    }
+}

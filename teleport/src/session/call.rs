@@ -605,15 +605,20 @@ impl Drop for Outgoing {
 impl Outgoing {
     /// The call's URI, read back from the encoded frame: only the errors
     /// of calls that were not sent need it, so the common path keeps no
-    /// copy of it.
+    /// copy of it. Empty once the frame's bytes have been queued (a large
+    /// frame's move into the outbox): read it before.
     pub(crate) fn uri(&self) -> String {
         if let Some(header) = &self.header {
             return header.uri.to_string();
         }
         let b = &self.bytes;
-        let header_len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        HeaderCodec::from_id(b[4])
-            .and_then(|codec| Header::decode(codec, &b[5..4 + header_len]).ok())
+        let Some(&[l0, l1, l2, l3, codec]) = b.get(..5) else {
+            return String::new();
+        };
+        let header_len = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
+        HeaderCodec::from_id(codec)
+            .zip(b.get(5..4 + header_len))
+            .and_then(|(codec, header)| Header::decode(codec, header).ok())
             .map(|h| h.uri.into())
             .unwrap_or_default()
     }

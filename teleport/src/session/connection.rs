@@ -757,12 +757,15 @@ impl<S> Connection<S> {
     /// Queues a push (and who waits for it to be written).
     fn write_push(&mut self, mut frame: Outgoing, flushed: Option<FlushWaiter>) {
         let start = self.out.queued_end();
+        // Read before the frame is queued: a large frame's bytes move into
+        // the outbox, and the URI is read back from them.
+        let uri = flushed.as_ref().map(|_| frame.uri());
         self.out.push_encoded(&mut frame.bytes, &frame.tail);
         if let Some(header) = &frame.header {
             plugin::after_write(&self.plugins, &self.session, header);
         }
-        if let Some(waiter) = flushed {
-            self.out.notify_when_written(frame.uri(), start, waiter);
+        if let (Some(waiter), Some(uri)) = (flushed, uri) {
+            self.out.notify_when_written(uri, start, waiter);
         }
     }
 
