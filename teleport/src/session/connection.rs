@@ -434,7 +434,7 @@ where
                 }
                 self.pending.insert(frame.seq, reply, deadline);
                 if room {
-                    self.write_pull(&mut frame);
+                    self.write_call(&mut frame);
                 } else {
                     self.backlog.push_back(Queued::Pull(frame));
                 }
@@ -481,16 +481,9 @@ where
                     }
                     return;
                 }
-                self.write_pull(&mut frame);
+                self.write_call(&mut frame);
             }
             Queued::Push(frame, flushed, _slot) => self.write_push(frame, flushed),
-        }
-    }
-
-    fn write_pull(&mut self, frame: &mut Outgoing) {
-        self.out.push_encoded(&mut frame.bytes, &frame.tail);
-        if let Some(header) = &frame.header {
-            plugin::after_write(&self.plugins, &self.session, header);
         }
     }
 
@@ -754,16 +747,22 @@ where
 
 // These need no I/O bounds, so that `Drop` can call them too.
 impl<S> Connection<S> {
+    /// Queues a pull or a push a caller encoded, and runs the plugins'
+    /// after-write hooks on it.
+    fn write_call(&mut self, frame: &mut Outgoing) {
+        self.out.push_encoded(&mut frame.bytes, &frame.tail);
+        if let Some(header) = &frame.header {
+            plugin::after_write(&self.plugins, &self.session, header);
+        }
+    }
+
     /// Queues a push (and who waits for it to be written).
     fn write_push(&mut self, mut frame: Outgoing, flushed: Option<FlushWaiter>) {
         let start = self.out.queued_end();
         // Read before the frame is queued: a large frame's bytes move into
         // the outbox, and the URI is read back from them.
         let uri = flushed.as_ref().map(|_| frame.uri());
-        self.out.push_encoded(&mut frame.bytes, &frame.tail);
-        if let Some(header) = &frame.header {
-            plugin::after_write(&self.plugins, &self.session, header);
-        }
+        self.write_call(&mut frame);
         if let (Some(waiter), Some(uri)) = (flushed, uri) {
             self.out.notify_when_written(uri, start, waiter);
         }
