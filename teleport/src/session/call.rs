@@ -509,13 +509,13 @@ impl Session {
         tracing::debug!(target: "teleport::call", kind = "push-launch", session = self.id(), remote = %self.remote_addr(), uri = %frame.uri(), seq = frame.seq, size = frame.bytes.len());
         // A place among the pushes waiting for room (`send_queue`): past
         // it, the caller waits (backpressure).
-        match self.shared.push_slots.try_acquire() {
-            Ok(permit) => permit.forget(),
-            Err(_) => match self.shared.push_slots.acquire().await {
-                Ok(permit) => permit.forget(),
-                Err(_) => return Err(self.not_sent_error(&frame.uri())),
-            },
-        }
+        let place = match self.shared.push_slots.try_take() {
+            Some(place) => place,
+            None => self.shared.push_slots.take().await,
+        };
+        // The place travels with the push; the connection task gives it
+        // back once the push is in the write buffer (`PushSlot`).
+        place.keep();
         let slot = PushSlot(Arc::clone(&self.shared));
         let (tx, rx) = if flushed {
             let (tx, rx) = oneshot::channel();

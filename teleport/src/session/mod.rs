@@ -62,7 +62,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Semaphore;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::error::Error;
@@ -114,7 +113,7 @@ pub(crate) struct PushSlot(Arc<Shared>);
 
 impl Drop for PushSlot {
     fn drop(&mut self) {
-        self.0.push_slots.add_permits(1);
+        self.0.push_slots.give_back();
     }
 }
 
@@ -187,11 +186,11 @@ pub(crate) struct Shared {
     commands: commands::Commands,
     pull_seq: AtomicU64,
     push_seq: AtomicU64,
-    /// One permit per pull waiting for its reply (`max_pulls_in_flight`).
-    pull_slots: slots::PullSlots,
-    /// One permit per push queued and not yet in the write buffer
+    /// A place per pull waiting for its reply (`max_pulls_in_flight`).
+    pull_slots: slots::Slots,
+    /// A place per push queued and not yet in the write buffer
     /// (`send_queue`): see [`PushSlot`].
-    push_slots: Semaphore,
+    push_slots: slots::Slots,
     /// Cancelled when the session should close (by the user or the peer).
     close: Signal,
     /// Cancelled when the session should drain: stop reading, let running
@@ -241,13 +240,13 @@ pub(crate) fn spawn<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let push_slots = Semaphore::new(config.send_queue.clamp(1, Semaphore::MAX_PERMITS));
+    let push_slots = slots::Slots::new(config.send_queue);
     let gate = Signal::new();
     if config.plugins.is_empty() {
         // No session hook to wait for.
         gate.cancel();
     }
-    let pull_slots = slots::PullSlots::new(config.max_pulls_in_flight);
+    let pull_slots = slots::Slots::new(config.max_pulls_in_flight);
     let session = Session {
         shared: Arc::new(Shared {
             id,

@@ -1,5 +1,6 @@
-//! The session's places for pulls waiting for their replies
-//! (`PeerConfig::max_pulls_in_flight`).
+//! The session's bounded places: for pulls waiting for their replies
+//! (`PeerConfig::max_pulls_in_flight`) and for pushes waiting for room in
+//! the write buffer (`PeerConfig::send_queue`).
 //!
 //! A count in one atomic: taking a place and giving it back are one atomic
 //! operation each on the common path (a `tokio::sync::Semaphore` took its
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use tokio::sync::Notify;
 
-pub(crate) struct PullSlots {
+pub(crate) struct Slots {
     used: AtomicUsize,
     max: usize,
     /// Callers waiting for a place.
@@ -20,14 +21,20 @@ pub(crate) struct PullSlots {
 }
 
 /// A place taken: given back when dropped.
-pub(crate) struct PullSlot<'a>(&'a PullSlots);
+pub(crate) struct Slot<'a>(&'a Slots);
 
-impl Drop for PullSlot<'_> {
+impl Slot<'_> {
+    /// Keeps the place taken after this guard is gone, for a call whose
+    /// place travels with it (a queued push): [`Slots::give_back`] returns
+    /// it.
+    pub(crate) fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.used.fetch_sub(1, SeqCst);
-        if self.0.waiting.load(SeqCst) > 0 {
-            self.0.freed.notify_one();
-        }
+        self.0.give_back();
     }
 }
 
@@ -41,9 +48,9 @@ impl Drop for Waiting<'_> {
     }
 }
 
-impl PullSlots {
+impl Slots {
     pub(crate) fn new(max: usize) -> Self {
-        PullSlots {
+        Slots {
             used: AtomicUsize::new(0),
             max: max.max(1),
             waiting: AtomicUsize::new(0),
@@ -52,11 +59,11 @@ impl PullSlots {
     }
 
     /// A place, if one is free now.
-    pub(crate) fn try_take(&self) -> Option<PullSlot<'_>> {
+    pub(crate) fn try_take(&self) -> Option<Slot<'_>> {
         self.used
             .fetch_update(SeqCst, SeqCst, |n| (n < self.max).then_some(n + 1))
             .ok()
-            .map(|_| PullSlot(self))
+            .map(|_| Slot(self))
     }
 
     /// A place, once one is free.
@@ -64,7 +71,7 @@ impl PullSlots {
     /// # Cancel safety
     ///
     /// Cancel safe: a dropped wait takes no place.
-    pub(crate) async fn take(&self) -> PullSlot<'_> {
+    pub(crate) async fn take(&self) -> Slot<'_> {
         self.waiting.fetch_add(1, SeqCst);
         let _waiting = Waiting(&self.waiting);
         loop {
@@ -79,15 +86,26 @@ impl PullSlots {
             freed.await;
         }
     }
+
+    /// Gives back a place taken and kept ([`Slot::keep`]); a waiter, if
+    /// any, is woken.
+    pub(crate) fn give_back(&self) {
+        self.used.fetch_sub(1, SeqCst);
+        if self.waiting.load(SeqCst) > 0 {
+            self.freed.notify_one();
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    // Paused time: a waiter left asleep fails the test at the (virtual)
+    // timeout instead of hanging it.
+    #[tokio::test(start_paused = true)]
     async fn every_waiter_gets_a_place_as_places_are_given_back() {
-        let slots = std::sync::Arc::new(PullSlots::new(2));
+        let slots = std::sync::Arc::new(Slots::new(2));
         let held: Vec<_> = (0..2).map(|_| slots.try_take().unwrap()).collect();
         assert!(slots.try_take().is_none(), "both places taken");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -102,10 +120,18 @@ mod tests {
                 })
             })
             .collect();
+        // Both waiters asleep (the spawned tasks run when this one yields).
+        while slots.waiting.load(SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
         // Both give back at once: two waiters, two wake-ups.
         drop(held);
-        rx.recv().await.unwrap();
-        rx.recv().await.unwrap();
+        for _ in 0..2 {
+            tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+                .await
+                .expect("every waiter woke")
+                .unwrap();
+        }
         assert!(slots.try_take().is_none(), "the waiters hold both places");
         for w in waiters {
             w.abort();
@@ -115,7 +141,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_wait_takes_no_place() {
         use std::future::Future;
-        let slots = PullSlots::new(1);
+        let slots = Slots::new(1);
         let held = slots.try_take().unwrap();
         let mut waiting = Box::pin(slots.take());
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -129,5 +155,14 @@ mod tests {
         );
         drop(held);
         assert!(slots.try_take().is_some(), "the place is free");
+    }
+
+    #[test]
+    fn a_kept_place_stays_taken_until_given_back() {
+        let slots = Slots::new(1);
+        slots.try_take().unwrap().keep();
+        assert!(slots.try_take().is_none(), "kept past its guard");
+        slots.give_back();
+        assert!(slots.try_take().is_some());
     }
 }
