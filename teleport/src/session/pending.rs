@@ -56,9 +56,8 @@ pub(super) struct Pending {
     /// `(deadline, seq)` of the pulls that have one, earliest on top;
     /// entries whose seq has left `waiting` are stale.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
-    /// The session's one timer, at `armed`.
+    /// The session's one timer, at the earliest deadline it knows of.
     timer: Option<Pin<Box<Sleep>>>,
-    armed: Option<Instant>,
     /// The timer was polled since it was last reset (it holds our waker).
     registered: bool,
 }
@@ -74,7 +73,11 @@ impl Pending {
             if self.deadlines.len() > 2 * self.waiting.len() + 64 {
                 self.compact();
             }
-            if self.armed.is_none_or(|armed| at < armed) {
+            if self
+                .timer
+                .as_ref()
+                .is_none_or(|timer| at < timer.deadline())
+            {
                 self.arm(at);
             }
         }
@@ -116,7 +119,6 @@ impl Pending {
         }
         self.deadlines.clear();
         self.timer = None;
-        self.armed = None;
     }
 
     /// Ends the pulls whose deadline has passed with a timeout, once the
@@ -137,7 +139,6 @@ impl Pending {
             }
         }
         let now = Instant::now();
-        self.armed = None;
         while let Some(&Reverse((at, seq))) = self.deadlines.peek() {
             let live = self
                 .waiting
@@ -161,7 +162,6 @@ impl Pending {
 
     /// Points the session's timer at `at`.
     fn arm(&mut self, at: Instant) {
-        self.armed = Some(at);
         self.registered = false;
         match self.timer.as_mut() {
             Some(timer) => timer.as_mut().reset(at),
