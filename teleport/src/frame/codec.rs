@@ -320,6 +320,23 @@ pub(crate) fn begin_frame(
     Ok(body_at)
 }
 
+/// Appends a frame's header and the length of a body of `body_len` bytes
+/// (codec id byte included) that the caller queues after it from
+/// elsewhere: a payload that is not copied into `dst`. The size rule is
+/// checked here, as by [`encode_frame`]; over it, `dst` is left as it was.
+pub(crate) fn begin_frame_sized(
+    header_codec: HeaderCodec,
+    header: HeaderRef<'_>,
+    body_len: usize,
+    limit: usize,
+    dst: &mut impl FrameBuf,
+) -> Result<(), FrameError> {
+    check_size("body", body_len, limit.min(u32::MAX as usize))?;
+    let body_at = begin_frame(header_codec, header, 0, limit, dst)?;
+    dst[body_at..body_at + 4].copy_from_slice(&(body_len as u32).to_be_bytes());
+    Ok(())
+}
+
 /// Fills in the body length of a frame begun with [`begin_frame`]: the
 /// body section is everything after it. Its size is the caller's to check.
 pub(crate) fn end_frame(dst: &mut impl FrameBuf, body_at: usize) {

@@ -26,7 +26,8 @@ pub(crate) mod spare;
 
 pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec};
 pub(crate) use codec::{
-    Decoded, begin_frame, check_size, encode_frame, encode_frame_parts, end_frame,
+    Decoded, begin_frame, begin_frame_sized, check_size, encode_frame, encode_frame_parts,
+    end_frame,
 };
 pub use error::FrameError;
 pub use header::{ByteString, Header, HeaderCodec, Kind};

@@ -32,8 +32,8 @@ use crate::codec::{
 };
 use crate::error::Error;
 use crate::frame::{
-    Frame, Header, HeaderCodec, HeaderRef, Kind, begin_frame, check_size, encode_frame, end_frame,
-    spare,
+    Frame, Header, HeaderCodec, HeaderRef, Kind, begin_frame, begin_frame_sized, check_size,
+    encode_frame, end_frame, spare,
 };
 
 /// The per-call option setters, written once for [`CallOptions`], [`Pull`]
@@ -286,14 +286,9 @@ impl Session {
         if let (true, Some(payload)) = (level.is_none(), arg.as_payload()) {
             // Bytes as they are: the connection task copies them straight
             // into its write buffer after the header.
-            let len = 1 + payload.len();
-            if len > limit {
-                return Err(body_error(CodecError::TooLarge { len, limit }));
-            }
-            let body_at = begin_frame(header_codec, header, 0, limit, &mut bytes)
+            begin_frame_sized(header_codec, header, 1 + payload.len(), limit, &mut bytes)
                 .map_err(|e| Error::too_large(uri, e))?;
             bytes.push(codec.0);
-            bytes[body_at..body_at + 4].copy_from_slice(&(len as u32).to_be_bytes());
             return Ok(Call::Encoded(Outgoing {
                 seq,
                 bytes,

@@ -27,8 +27,8 @@ use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::frame::{
-    Frame, FrameError, Header, HeaderCodec, HeaderRef, Section, begin_frame, check_size,
-    encode_frame, encode_frame_parts, spare,
+    Frame, FrameError, Header, HeaderCodec, HeaderRef, Section, begin_frame_sized, encode_frame,
+    encode_frame_parts, spare,
 };
 use crate::status::Status;
 
@@ -246,29 +246,29 @@ impl Outbox {
         header: HeaderRef<'_>,
         body: Section,
     ) {
+        if body.len() < LARGE {
+            self.reply_ref(header_codec, header, &body);
+            // Written: the buffer serves the next reply on this thread.
+            if let Section::Vec(v) = body {
+                spare::give(v);
+            }
+            return;
+        }
         let (id, payload) = match body {
-            Section::Vec(v) if v.len() >= LARGE => (None, Bytes::from(v)),
-            Section::Bytes(b) if b.len() >= LARGE => (None, b),
-            Section::Parts(id, payload) if payload.len() >= LARGE => (Some(id), payload),
-            Section::Vec(v) => {
-                let section = Section::Vec(v);
-                self.reply_ref(header_codec, header, &section);
-                // Written: the buffer serves the next reply on this thread.
-                if let Section::Vec(v) = section {
-                    spare::give(v);
-                }
-                return;
-            }
-            other => {
-                self.reply_ref(header_codec, header, &other);
-                return;
-            }
+            Section::Vec(v) => (None, Bytes::from(v)),
+            Section::Bytes(b) => (None, b),
+            Section::Parts(id, payload) => (Some(id), payload),
         };
         let len = usize::from(id.is_some()) + payload.len();
-        let limit = self.max_frame_size.min(u32::MAX as usize);
-        let begun = check_size("body", len, limit)
-            .and_then(|()| begin_frame(header_codec, header, 0, limit, &mut self.buf));
-        let Ok(body_at) = begun else {
+        if begin_frame_sized(
+            header_codec,
+            header,
+            len,
+            self.max_frame_size,
+            &mut self.buf,
+        )
+        .is_err()
+        {
             // Over the limit: the 500 that names the sizes, as for any reply.
             let section = match id {
                 Some(id) => Section::Parts(id, payload),
@@ -276,8 +276,7 @@ impl Outbox {
             };
             self.reply_ref(header_codec, header, &section);
             return;
-        };
-        self.buf[body_at..body_at + 4].copy_from_slice(&(len as u32).to_be_bytes());
+        }
         if let Some(id) = id {
             self.buf.put_u8(id);
         }
