@@ -195,3 +195,64 @@ async fn a_dial_to_an_http_server_says_it_is_not_a_teleport_peer() {
         "{text}"
     );
 }
+
+/// A handler's reply over the serving peer's own limit is replaced by a
+/// 500 that names the setting, whether it is small (copied into the write
+/// buffer) or large (queued as a segment of its own), and the session
+/// serves the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_over_the_servers_limit_becomes_a_500_naming_the_setting() {
+    let _serial = SERIAL.lock().await;
+    let mut router = Router::new();
+    router
+        .pull("/grow", |_: Ctx, n: usize| async move {
+            Ok::<_, Status>("x".repeat(n))
+        })
+        .pull("/raw", |_: Ctx, n: usize| async move {
+            Ok::<_, Status>(teleport::codec::RawBody::from(vec![b'y'; n]))
+        })
+        // A raw handler's body is not checked before the frame is written.
+        .pull_raw("/section", |_: Ctx, body: bytes::Bytes| async move {
+            let n = u64::from_le_bytes(body[1..9].try_into().unwrap()) as usize;
+            let mut section = vec![b's'];
+            section.resize(1 + n, b'z');
+            teleport::RawReply {
+                status: Status::ok(),
+                gzip: 0,
+                body: section.into(),
+            }
+        });
+    let limit = 12 * 1024;
+    let server = Peer::new(PeerConfig::default().max_frame_size(limit), router);
+    let addr = server.listen("127.0.0.1:0").await.unwrap();
+    let session = Peer::new(PeerConfig::default(), Router::new())
+        .dial(addr)
+        .await
+        .unwrap();
+    for uri in ["/grow", "/raw", "/section"] {
+        // 10 KiB fits; 20 KiB does not.
+        for (n, fits) in [(10 * 1024, true), (20 * 1024, false), (100, true)] {
+            let reply = session.pull_raw(uri, 0, bincode_section(n), Default::default());
+            let frame = reply.await.unwrap();
+            if fits {
+                assert_eq!(frame.header.status_code, 200, "{uri} {n}");
+                assert!(frame.body.len() > n, "{uri} {n}: the whole body");
+            } else {
+                assert_eq!(frame.header.status_code, 500, "{uri} {n}");
+                assert!(
+                    frame.header.status.contains("PeerConfig::max_frame_size"),
+                    "{uri} {n}: {}",
+                    &*frame.header.status
+                );
+                assert!(frame.body.is_empty());
+            }
+        }
+    }
+}
+
+/// A bincode body section holding `n` as a `usize`.
+fn bincode_section(n: usize) -> bytes::Bytes {
+    let mut section = vec![b'b'];
+    section.extend_from_slice(&(n as u64).to_le_bytes());
+    section.into()
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI8, AtomicU16, Ordering};
 
 use bytes::Bytes;
 
-use crate::codec::{CodecId, Encode, GzipLevel, encode_section_into};
+use crate::codec::{CodecError, CodecId, Encode, GzipLevel, encode_section_into};
 use crate::frame::{ByteString, Frame, Header, HeaderCodec, HeaderRef, Kind, Section, split_uri};
 use crate::peer::Peer;
 use crate::session::Session;
@@ -263,7 +263,13 @@ impl Ctx {
             },
             Err(e) => {
                 tracing::error!(uri = %self.uri(), error = %e, "cannot encode the reply");
-                self.reply_status(&Status::internal(format!("cannot encode the reply: {e}")))
+                let text = match e {
+                    CodecError::TooLarge { .. } => format!(
+                        "cannot encode the reply: {e} (PeerConfig::max_frame_size of the replying peer)"
+                    ),
+                    other => format!("cannot encode the reply: {other}"),
+                };
+                self.reply_status(&Status::internal(text))
             }
         }
     }
