@@ -226,6 +226,18 @@ async fn spread(
     counts
 }
 
+/// Waits until `count` reaches `n`; fails the test, saying `what` did not
+/// happen, after 10 s.
+async fn at_least(count: &tokio::sync::watch::Sender<u64>, n: u64, what: &str) {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        count.subscribe().wait_for(|&c| c >= n),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}: not within 10 s"))
+    .unwrap();
+}
+
 /// Like [`spread`], but keeps `concurrency` idempotent calls in flight
 /// until `stop` says so, so that some are surely in flight when a server
 /// goes away meanwhile.
@@ -398,23 +410,11 @@ async fn a_server_that_goes_away_is_ejected_and_no_idempotent_call_fails() {
         }
     });
     // Once server 0 has taken calls, take it down with calls in flight.
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        servers[0].answered.subscribe().wait_for(|&n| n >= 200),
-    )
-    .await
-    .expect("server 0 takes calls")
-    .unwrap();
+    at_least(&servers[0].answered, 200, "server 0 takes calls").await;
     // Hold server 0's next idempotent call, so that one is surely in
     // flight when it closes.
     servers[0].hold.send_replace(true);
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        servers[0].held.subscribe().wait_for(|&n| n >= 1),
-    )
-    .await
-    .expect("server 0 holds a call")
-    .unwrap();
+    at_least(&servers[0].held, 1, "server 0 holds a call").await;
     servers[0].peer.close(Duration::ZERO).await;
     let ejected = tokio::time::timeout(Duration::from_secs(10), async {
         loop {

@@ -3,7 +3,7 @@
 //! Every pull encodes its frame into a `Vec<u8>` on the caller's task, and
 //! every reply its body on the handler's; the connection task copies them
 //! into its write buffer and drops them. Instead of a `malloc` and a `free`
-//! per call (about 150 instructions each time on this path), a dropped
+//! per call (about 150 instructions for the two on this path), a dropped
 //! buffer goes back to a small per-thread list, and the next call on that
 //! thread takes it. Only small buffers are kept (a large payload's buffer
 //! is freed as before), and at most [`KEEP`] per thread, so the list holds
