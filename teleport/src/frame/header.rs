@@ -23,6 +23,7 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use super::FrameError;
+use super::codec::FrameBuf;
 use crate::router::uri;
 use crate::status::Status;
 
@@ -386,7 +387,7 @@ pub(crate) struct HeaderRef<'a> {
 
 impl HeaderRef<'_> {
     /// Appends the header encoded with `codec` to `dst` (without the codec id byte).
-    pub(crate) fn encode(&self, codec: HeaderCodec, dst: &mut impl BufMut) {
+    pub(crate) fn encode(&self, codec: HeaderCodec, dst: &mut impl FrameBuf) {
         match codec {
             HeaderCodec::Protobuf => self.encode_proto(dst),
             HeaderCodec::Json => {
@@ -406,24 +407,20 @@ impl HeaderRef<'_> {
     }
 
     /// Protobuf, zero values left out, as prost encodes it. The header is
-    /// put together in an array on the stack and reaches `buf` in one
-    /// `put_slice` (strings longer than [`INLINE_STRINGS`] in all are
-    /// written on their own), not a `put_u8` per byte as prost's encoders
-    /// do: this runs for every frame written.
-    fn encode_proto(&self, buf: &mut impl BufMut) {
+    /// written in place: room for its longest form is zero-filled at the
+    /// end of `dst`, the fields are written into that room, and what is
+    /// left over is cut off. Each string is copied once, and there is no
+    /// `put_u8` per byte as in prost's encoders: this runs for every frame
+    /// written.
+    fn encode_proto(&self, dst: &mut impl FrameBuf) {
         /// The varints of five fields of 11 bytes (a key and a 10-byte
         /// varint) and two string keys with their lengths, at most.
         const FIXED: usize = 77;
-        /// Strings up to this many bytes in all go through the array too.
-        const INLINE_STRINGS: usize = 179;
-        /// The header's bytes not yet put into `buf`.
-        struct Scratch {
-            bytes: [u8; FIXED + INLINE_STRINGS],
+        struct Room<'a> {
+            bytes: &'a mut [u8],
             len: usize,
-            /// Strings are copied into `bytes` (they fit).
-            inline: bool,
         }
-        impl Scratch {
+        impl Room<'_> {
             #[inline(always)]
             fn varint(&mut self, mut v: u64) {
                 while v >= 0x80 {
@@ -441,30 +438,19 @@ impl HeaderRef<'_> {
                 self.varint(v);
             }
             #[inline(always)]
-            fn string(&mut self, key: u8, text: &str, buf: &mut impl BufMut) {
-                self.bytes[self.len] = key;
-                self.len += 1;
-                self.varint(text.len() as u64);
-                if self.inline {
-                    self.bytes[self.len..self.len + text.len()].copy_from_slice(text.as_bytes());
-                    self.len += text.len();
-                } else {
-                    self.flush(buf);
-                    buf.put_slice(text.as_bytes());
-                }
-            }
-            #[inline(always)]
-            fn flush(&mut self, buf: &mut impl BufMut) {
-                buf.put_slice(&self.bytes[..self.len]);
-                self.len = 0;
+            fn string(&mut self, key: u8, text: &str) {
+                self.field(key, text.len() as u64);
+                self.bytes[self.len..self.len + text.len()].copy_from_slice(text.as_bytes());
+                self.len += text.len();
             }
         }
+        let start = dst.len();
+        dst.put_bytes(0, FIXED + self.uri.len() + self.status.len());
         // Keys are field number << 3 | wire type (0 varint, 2 bytes);
         // int32 values are sign-extended to 64 bits, as in prost.
-        let mut out = Scratch {
-            bytes: [0; FIXED + INLINE_STRINGS],
+        let mut out = Room {
+            bytes: &mut dst[start..],
             len: 0,
-            inline: self.uri.len() + self.status.len() <= INLINE_STRINGS,
         };
         if self.seq != 0 {
             out.field(0x08, self.seq);
@@ -474,7 +460,7 @@ impl HeaderRef<'_> {
             out.field(0x10, i64::from(kind) as u64);
         }
         if !self.uri.is_empty() {
-            out.string(0x1a, self.uri, buf);
+            out.string(0x1a, self.uri);
         }
         if self.gzip != 0 {
             out.field(0x20, i64::from(self.gzip) as u64);
@@ -483,12 +469,13 @@ impl HeaderRef<'_> {
             out.field(0x28, i64::from(self.status_code) as u64);
         }
         if !self.status.is_empty() {
-            out.string(0x32, self.status, buf);
+            out.string(0x32, self.status);
         }
         if self.timeout_ms != 0 {
             out.field(0x78, self.timeout_ms);
         }
-        out.flush(buf);
+        let end = start + out.len;
+        dst.truncate_to(end);
     }
 }
 
