@@ -250,14 +250,20 @@ impl Header {
     /// The URI is copied into `spare`'s storage when nobody else holds it
     /// (a finished call's URI), else into a new allocation.
     pub(crate) fn detach(&mut self, spare: ByteString) {
-        self.uri = match spare.into_bytes().try_into_mut() {
-            Ok(mut storage) => {
-                storage.clear();
-                storage.extend_from_slice(self.uri.as_bytes());
-                // Copied from a `str`: always UTF-8.
-                ByteString::try_from(storage.freeze()).unwrap_or_default()
+        self.uri = if spare == self.uri {
+            // Calls on a session mostly repeat a few URIs: a spare that
+            // holds this very URI is kept, with no copy and no UTF-8 check.
+            spare
+        } else {
+            match spare.into_bytes().try_into_mut() {
+                Ok(mut storage) => {
+                    storage.clear();
+                    storage.extend_from_slice(self.uri.as_bytes());
+                    // Copied from a `str`: always UTF-8.
+                    ByteString::try_from(storage.freeze()).unwrap_or_default()
+                }
+                Err(_) => ByteString::from(&*self.uri),
             }
-            Err(_) => ByteString::from(&*self.uri),
         };
         if !self.status.is_empty() {
             self.status = text(&self.status);
@@ -526,6 +532,45 @@ struct JsonHeaderOwned {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A header decoded from a read buffer of 64 KiB, and where that
+    /// buffer's bytes lie.
+    fn read_header() -> (Header, std::ops::Range<usize>) {
+        let mut buf = BytesMut::new();
+        Header::new(Kind::Pull, 7, "/svc/echo?x=1").encode(HeaderCodec::Protobuf, &mut buf);
+        let len = buf.len();
+        buf.resize(64 * 1024, 0);
+        let whole = buf.freeze();
+        let at = whole.as_ptr() as usize;
+        let header = Header::decode_shared(HeaderCodec::Protobuf, &whole, 0..len).unwrap();
+        (header, at..at + whole.len())
+    }
+
+    #[test]
+    fn a_detached_header_keeps_nothing_of_its_read_buffer() {
+        let (header, read) = read_header();
+        assert!(read.contains(&(header.uri.as_ptr() as usize)));
+        // A spare holding the same URI is kept as it is.
+        let (mut header, read) = read_header();
+        let spare = ByteString::from("/svc/echo?x=1");
+        let spare_at = spare.as_ptr();
+        header.detach(spare);
+        assert_eq!(&*header.uri, "/svc/echo?x=1");
+        assert_eq!(header.uri.as_ptr(), spare_at);
+        assert!(!read.contains(&(header.uri.as_ptr() as usize)));
+        // A spare holding another URI lends its storage, if nobody else holds it.
+        let (mut header, read) = read_header();
+        header.detach(ByteString::from("/other/uri/that/is/long"));
+        assert_eq!(&*header.uri, "/svc/echo?x=1");
+        assert!(!read.contains(&(header.uri.as_ptr() as usize)));
+        // A spare someone else holds is left to them.
+        let (mut header, read) = read_header();
+        let held = ByteString::from("/held");
+        header.detach(held.clone());
+        assert_eq!(&*header.uri, "/svc/echo?x=1");
+        assert_eq!(&*held, "/held");
+        assert!(!read.contains(&(header.uri.as_ptr() as usize)));
+    }
 
     #[test]
     fn protobuf_headers_are_the_bytes_prost_writes() {
