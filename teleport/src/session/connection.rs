@@ -10,10 +10,7 @@
 //! send) into the [`Outbox`], collect the handlers that finished (their
 //! replies go to the outbox too), read and route incoming frames (replies to
 //! their [`Pending`] pulls, pulls and pushes to [`Inbound`]), write the
-//! outbox, check the timers. After a quiet round (a caller waiting on
-//! each reply) the task sleeps at once, every source holding its waker;
-//! after a busy one it runs another round at once, which under load
-//! usually finds the next calls already there. Measurements on a 2-core machine showed a
+//! outbox, check the timers. Measurements on a 2-core machine showed a
 //! single task that both reads and writes beats split reader and writer
 //! tasks by 1.3–2.4× for small messages, and that spawning a task per
 //! request costs 1.6–3.8× CPU per call; hence this shape.
@@ -121,18 +118,6 @@ enum Queued {
 const READ_RESERVE: usize = 64 * 1024;
 /// Rounds of work per poll before yielding to other tasks.
 const ROUNDS_PER_POLL: usize = 32;
-/// Reads from the socket per round at most, so that a peer that keeps
-/// writing cannot keep the task from its other work.
-const READS_PER_ROUND: usize = 4;
-
-/// What one round of the connection task did.
-#[derive(Default)]
-struct Round {
-    /// Commands taken and frames handled.
-    work: usize,
-    /// Reading stopped with the socket perhaps not empty.
-    read_cut_short: bool,
-}
 
 /// The life of a connection; the module doc has the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,7 +246,6 @@ where
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<CloseReason> {
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = false;
-            let mut round = Round::default();
 
             // The three signals below are polled once to register this
             // task's waker, then only once their token is cancelled: polling
@@ -315,7 +299,6 @@ where
                 }
                 let mut taken = std::mem::take(&mut self.taken);
                 if self.session.shared.commands.take(cx, &mut taken) {
-                    round.work += taken.len();
                     for cmd in taken.drain(..) {
                         let room = self.out.has_room() && self.backlog.is_empty();
                         self.on_command(cmd, room);
@@ -342,7 +325,7 @@ where
 
             // Incoming frames, unless throttled.
             if matches!(self.state, State::Open | State::Draining) {
-                match self.read(cx, &mut round) {
+                match self.read(cx) {
                     Poll::Ready(Ok(true)) => progress = true,
                     Poll::Ready(Ok(false)) | Poll::Pending => {}
                     Poll::Ready(Err(reason)) => {
@@ -374,28 +357,6 @@ where
             }
 
             if !progress {
-                return Poll::Pending;
-            }
-            // Every source of work above holds this task's waker once it
-            // has nothing more (the command queue, the socket, the
-            // handlers, the timers). After a quiet round (one call or
-            // command at most: a caller waiting on each reply) the task
-            // sleeps at once, unless work that no waker announces is left:
-            // room the writes made for the backlog or a throttled call, a
-            // read cut short, handlers not yet polled with this waker, or a
-            // state change while draining, closing or waiting for the
-            // session hooks. That saves an empty round per wake-up (about
-            // 500 instructions). After a busy round another one runs at
-            // once: under load it usually finds the next calls already
-            // arrived, for less than sleeping and waking costs.
-            if round.work <= 1
-                && !round.read_cut_short
-                && self.state == State::Open
-                && self.gate.is_none()
-                && self.backlog.is_empty()
-                && self.parked.is_none()
-                && !self.inbound.has_unpolled()
-            {
                 return Poll::Pending;
             }
         }
@@ -526,68 +487,17 @@ where
         }
     }
 
-    /// Decodes and routes buffered frames, reads, and decodes what came,
-    /// until the socket has nothing more (it then holds this task's waker),
-    /// a call is throttled, or the socket looks busy: more than one call in
-    /// a read, or [`READS_PER_ROUND`] reads (`round.read_cut_short`: what
-    /// the calls produced is written first, the next round reads on).
-    /// `Ok(true)` if anything happened.
-    fn read(&mut self, cx: &mut Context<'_>, round: &mut Round) -> Poll<Result<bool, CloseReason>> {
+    /// Decodes and routes buffered frames, then reads once. `Ok(true)` if
+    /// anything happened.
+    fn read(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, CloseReason>> {
         let mut progress = false;
-        let mut reads = 0;
-        loop {
-            let before = round.work;
-            self.decode_buffered(&mut round.work)?;
-            progress |= round.work > before;
-            if self.parked.is_some() {
-                return Poll::Ready(Ok(progress));
-            }
-            if reads > 0 && (round.work - before > 1 || reads == READS_PER_ROUND) {
-                round.read_cut_short = true;
-                return Poll::Ready(Ok(true));
-            }
-            if self.rbuf.capacity() - self.rbuf.len() < READ_RESERVE / 4 {
-                self.rbuf.reserve(READ_RESERVE);
-            }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(if self.rbuf.is_empty() {
-                        CloseReason::RemoteClosed
-                    } else {
-                        CloseReason::Frame(FrameError::Truncated {
-                            buffered: self.rbuf.len(),
-                        })
-                    }));
-                }
-                Poll::Ready(Ok(_)) => {
-                    if let (Some(deadline), Some(idle)) = (
-                        self.read_deadline.as_mut(),
-                        self.session.config().read_idle_timeout,
-                    ) {
-                        deadline.as_mut().reset(tokio::time::Instant::now() + idle);
-                    }
-                    reads += 1;
-                    progress = true;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(CloseReason::Io(e))),
-                // The socket holds this task's waker: no other round needed.
-                Poll::Pending if progress => return Poll::Ready(Ok(true)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-
-    /// Decodes and routes the frames in the read buffer, until it holds no
-    /// whole frame or a call is throttled (then it waits in `parked`).
-    /// Counts them in `handled`.
-    fn decode_buffered(&mut self, handled: &mut usize) -> Result<(), CloseReason> {
         loop {
             let decoded = match self.parked.take() {
                 Some(decoded) => decoded,
                 None => match self.codec.decode_next(&mut self.rbuf) {
                     Ok(Some(decoded)) => decoded,
-                    Ok(None) => return Ok(()),
-                    Err(e) => return Err(CloseReason::Frame(e)),
+                    Ok(None) => break,
+                    Err(e) => return Poll::Ready(Err(CloseReason::Frame(e))),
                 },
             };
             let kind = match &decoded {
@@ -601,7 +511,7 @@ where
                 // read (see the module doc). The call waits, decoded, until
                 // a finishing handler or a draining socket wakes us.
                 self.parked = Some(decoded);
-                return Ok(());
+                return Poll::Ready(Ok(progress));
             }
             match decoded {
                 Decoded::Frame(frame) => self.dispatch(frame),
@@ -612,7 +522,31 @@ where
                     limit,
                 } => self.on_oversized(header_codec, header, body_len, limit),
             }
-            *handled += 1;
+            progress = true;
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < READ_RESERVE / 4 {
+            self.rbuf.reserve(READ_RESERVE);
+        }
+        match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(if self.rbuf.is_empty() {
+                CloseReason::RemoteClosed
+            } else {
+                CloseReason::Frame(FrameError::Truncated {
+                    buffered: self.rbuf.len(),
+                })
+            })),
+            Poll::Ready(Ok(_)) => {
+                if let (Some(deadline), Some(idle)) = (
+                    self.read_deadline.as_mut(),
+                    self.session.config().read_idle_timeout,
+                ) {
+                    deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+                }
+                Poll::Ready(Ok(true))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(CloseReason::Io(e))),
+            Poll::Pending if progress => Poll::Ready(Ok(true)),
+            Poll::Pending => Poll::Pending,
         }
     }
 

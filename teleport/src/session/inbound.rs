@@ -45,9 +45,6 @@ pub(super) struct Inbound {
     held: VecDeque<Frame>,
     /// Contexts of finished calls, for the next ones (see [`SpareCtx`]).
     spare: Vec<SpareCtx>,
-    /// A handler joined `tasks` since they were last polled: until they
-    /// are, it has only seen a noop waker.
-    unpolled: bool,
 }
 
 /// Contexts kept for reuse per session.
@@ -61,19 +58,12 @@ impl Inbound {
             tasks: FuturesUnordered::new(),
             held: VecDeque::new(),
             spare: Vec::new(),
-            unpolled: false,
         }
     }
 
     /// How many handlers are running (or held back).
     pub(super) fn running(&self) -> usize {
         self.tasks.len().max(self.held.len())
-    }
-
-    /// Whether a handler that did not finish at once waits for
-    /// [`Inbound::poll_done`] to poll it with the connection task's waker.
-    pub(super) fn has_unpolled(&self) -> bool {
-        self.unpolled
     }
 
     /// Whether no handler is running.
@@ -167,7 +157,6 @@ impl Inbound {
         // Only a handler that did not answer at once needs a timer.
         task.deadline = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
         self.tasks.push(task);
-        self.unpolled = true;
     }
 
     /// Collects the handlers that finished and queues their replies.
@@ -179,7 +168,6 @@ impl Inbound {
         out: &mut Outbox,
     ) -> bool {
         let mut progress = false;
-        self.unpolled = false;
         while !self.tasks.is_empty() {
             match self.tasks.poll_next_unpin(cx) {
                 Poll::Ready(Some(done)) => {
