@@ -204,6 +204,30 @@ async fn server_dropping_mid_pull_ends_the_pull_with_connection_closed() {
     assert!(again.is_connection_closed(), "{again}");
 }
 
+/// A handler that is not done when first polled (here it yields once) must
+/// be woken by the connection task's own waker: on a quiet session nothing
+/// else would ever poll it again. Bounded so that a lost wake-up fails the
+/// test instead of hanging it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_yields_on_a_quiet_session_still_replies() {
+    let mut router = Router::new();
+    router.pull("/home/yield", |_: Ctx, n: u32| async move {
+        tokio::task::yield_now().await;
+        Ok::<_, Status>(n + 1)
+    });
+    let (_server, _client, session) = pair(router, Router::new()).await;
+    for n in 0..20u32 {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(10),
+            session.pull::<_, u32>("/home/yield", &n),
+        )
+        .await
+        .expect("the handler was never polled again: no reply")
+        .unwrap();
+        assert_eq!(reply, n + 1);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_gets_500_and_the_server_keeps_serving() {
     let mut router = echo_router();
