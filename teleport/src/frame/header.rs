@@ -560,8 +560,11 @@ mod tests {
         assert!(!read.contains(&(header.uri.as_ptr() as usize)));
         // A spare holding another URI lends its storage, if nobody else holds it.
         let (mut header, read) = read_header();
-        header.detach(ByteString::from("/other/uri/that/is/long"));
+        let spare = ByteString::from("/other/uri/that/is/long");
+        let spare_at = spare.as_ptr();
+        header.detach(spare);
         assert_eq!(&*header.uri, "/svc/echo?x=1");
+        assert_eq!(header.uri.as_ptr(), spare_at);
         assert!(!read.contains(&(header.uri.as_ptr() as usize)));
         // A spare someone else holds is left to them.
         let (mut header, read) = read_header();
