@@ -27,7 +27,10 @@
 //!
 //! Each figure is the median over the rounds. Within a cell the systems run
 //! one after the other in an order that rotates each round, so drift on a
-//! shared machine hits them all alike.
+//! shared machine hits them all alike. The ratios to raw also give, in
+//! brackets, the lowest and highest of the rounds' own ratios (each round
+//! against the same round of raw), so one run shows how far its verdict
+//! can be trusted.
 
 mod alloc;
 mod grpc;
@@ -150,7 +153,12 @@ impl Servers {
                 Client::TeleportBytes(session, CallOptions::default().codec(CodecId::STRING))
             }
             System::TeleportJsonGzip => {
-                teleport(CallOptions::default().codec(CodecId::JSON).gzip(teleport::GzipLevel::L1)).await
+                teleport(
+                    CallOptions::default()
+                        .codec(CodecId::JSON)
+                        .gzip(teleport::GzipLevel::L1),
+                )
+                .await
             }
             System::Tarpc => Client::Tarpc(
                 tarpc_echo::connect(self.tarpc)
@@ -287,6 +295,9 @@ struct Row {
     in_flight: usize,
     system: System,
     m: Measurement,
+    /// Each round's figures, in round order: round `r` of every system in
+    /// a cell ran back to back, so their ratios are the fair ones.
+    rounds: Vec<Measurement>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -358,7 +369,8 @@ async fn run_cell(
             conns,
             in_flight,
             system,
-            m: summarize(runs),
+            m: summarize(runs.clone()),
+            rounds: runs,
         })
         .collect()
 }
@@ -378,10 +390,33 @@ fn ratio(a: f64, b: Option<f64>) -> String {
     }
 }
 
+/// The median ratio and, with more than one round, the lowest and highest
+/// of the rounds' own ratios (round `r` against round `r`): how far one
+/// run's verdict can be trusted on a noisy machine.
+fn ratio_spread(row: &Row, other: Option<&Row>, field: impl Fn(&Measurement) -> f64) -> String {
+    let Some(other) = other else {
+        return String::new();
+    };
+    let median = ratio(field(&row.m), Some(field(&other.m)));
+    let per_round: Vec<f64> = row
+        .rounds
+        .iter()
+        .zip(&other.rounds)
+        .filter(|(_, o)| field(o) > 0.0)
+        .map(|(r, o)| field(r) / field(o))
+        .collect();
+    if per_round.len() < 2 {
+        return median;
+    }
+    let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{median} ({low:.2}–{high:.2})")
+}
+
 /// A markdown table of rows grouped by scenario, ratios on teleport rows.
 fn table(rows: &[Row], first_col: &str) -> String {
     let mut out = format!(
-        "| {first_col} | system | QPS | p50 µs | p99 µs | QPS ÷ tarpc | QPS ÷ raw | p50 ÷ raw | p99 ÷ tarpc |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| {first_col} | system | QPS | p50 µs | p99 µs | QPS ÷ tarpc | QPS ÷ raw (rounds) | p50 ÷ raw (rounds) | p99 ÷ tarpc |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for row in rows {
         let same = |s: System| {
@@ -408,8 +443,8 @@ fn table(rows: &[Row], first_col: &str) -> String {
         let (q_t, q_r, p50_r, p99_t) = if row.system.is_teleport() {
             (
                 ratio(row.m.qps, tarpc.map(|r| r.m.qps)),
-                ratio(row.m.qps, raw.map(|r| r.m.qps)),
-                ratio(row.m.p50_us, raw.map(|r| r.m.p50_us)),
+                ratio_spread(row, raw, |m| m.qps),
+                ratio_spread(row, raw, |m| m.p50_us),
                 ratio(row.m.p99_us, tarpc.map(|r| r.m.p99_us)),
             )
         } else {
@@ -434,6 +469,7 @@ fn json_line(row: &Row) -> String {
         "connections": row.conns,
         "in_flight_per_connection": row.in_flight,
         "qps": row.m.qps.round(),
+        "qps_rounds": row.rounds.iter().map(|m| m.qps.round()).collect::<Vec<_>>(),
         "p50_us": row.m.p50_us,
         "p99_us": row.m.p99_us,
         "calls": row.m.calls,
