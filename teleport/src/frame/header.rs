@@ -550,22 +550,17 @@ mod tests {
     fn a_detached_header_keeps_nothing_of_its_read_buffer() {
         let (header, read) = read_header();
         assert!(read.contains(&(header.uri.as_ptr() as usize)));
-        // A spare holding the same URI is kept as it is.
-        let (mut header, read) = read_header();
-        let spare = ByteString::from("/svc/echo?x=1");
-        let spare_at = spare.as_ptr();
-        header.detach(spare);
-        assert_eq!(&*header.uri, "/svc/echo?x=1");
-        assert_eq!(header.uri.as_ptr(), spare_at);
-        assert!(!read.contains(&(header.uri.as_ptr() as usize)));
-        // A spare holding another URI lends its storage, if nobody else holds it.
-        let (mut header, read) = read_header();
-        let spare = ByteString::from("/other/uri/that/is/long");
-        let spare_at = spare.as_ptr();
-        header.detach(spare);
-        assert_eq!(&*header.uri, "/svc/echo?x=1");
-        assert_eq!(header.uri.as_ptr(), spare_at);
-        assert!(!read.contains(&(header.uri.as_ptr() as usize)));
+        // A free spare's storage is the one used: a spare holding the same
+        // URI is kept as it is, one holding another URI gets this one.
+        for spare in ["/svc/echo?x=1", "/other/uri/that/is/long"] {
+            let (mut header, read) = read_header();
+            let spare = ByteString::from(spare);
+            let spare_at = spare.as_ptr();
+            header.detach(spare);
+            assert_eq!(&*header.uri, "/svc/echo?x=1");
+            assert_eq!(header.uri.as_ptr(), spare_at);
+            assert!(!read.contains(&(header.uri.as_ptr() as usize)));
+        }
         // A spare someone else holds is left to them.
         let (mut header, read) = read_header();
         let held = ByteString::from("/held");
