@@ -305,7 +305,8 @@ pub(crate) fn begin_frame(
 ) -> Result<usize, FrameError> {
     let limit = limit.min(u32::MAX as usize);
     let start = dst.len();
-    dst.reserve_more(4 + 1 + 32 + header.uri.len() + header.status.len() + 4 + body_hint);
+    // Header length, codec id, the header at its longest, body length.
+    dst.reserve_more(4 + 1 + header.max_encoded_len() + 4 + body_hint);
     dst.put_u32(0);
     dst.put_u8(header_codec.id());
     header.encode(header_codec, &mut *dst);
@@ -368,6 +369,26 @@ impl Frame {
 mod tests {
     use super::*;
     use crate::frame::Kind;
+
+    /// A frame's buffer grows once, in `begin_frame`: an empty `Vec` is
+    /// given exactly the room asked for, so any later growth (the header
+    /// needing more than was reserved) would show in its capacity.
+    #[test]
+    fn begin_frame_reserves_room_for_the_longest_header_at_once() {
+        let header = HeaderRef {
+            seq: u64::MAX,
+            kind: Kind::Reply,
+            uri: "/a/rather/long/uri?with=a&query=string",
+            gzip: -1,
+            status_code: i32::MIN,
+            status: "a status text of some length",
+            timeout_ms: u64::MAX,
+        };
+        let mut dst = Vec::new();
+        let body_at = begin_frame(HeaderCodec::Protobuf, header, 0, usize::MAX, &mut dst).unwrap();
+        assert_eq!(dst.len(), body_at + 4);
+        assert_eq!(dst.capacity(), 4 + 1 + header.max_encoded_len() + 4);
+    }
 
     fn sample() -> Frame {
         Frame::new(

@@ -392,6 +392,16 @@ pub(crate) struct HeaderRef<'a> {
 }
 
 impl HeaderRef<'_> {
+    /// The most bytes the protobuf form of this header can take: the room
+    /// [`HeaderRef::encode`] fills in place, and so the room a frame
+    /// reserves for its header (a JSON header grows the buffer itself).
+    pub(crate) fn max_encoded_len(&self) -> usize {
+        /// The varints of five fields of 11 bytes (a key and a 10-byte
+        /// varint) and two string keys with their lengths, at most.
+        const FIXED: usize = 77;
+        FIXED + self.uri.len() + self.status.len()
+    }
+
     /// Appends the header encoded with `codec` to `dst` (without the codec id byte).
     pub(crate) fn encode(&self, codec: HeaderCodec, dst: &mut impl FrameBuf) {
         match codec {
@@ -419,9 +429,6 @@ impl HeaderRef<'_> {
     /// `put_u8` per byte as in prost's encoders: this runs for every frame
     /// written.
     fn encode_proto(&self, dst: &mut impl FrameBuf) {
-        /// The varints of five fields of 11 bytes (a key and a 10-byte
-        /// varint) and two string keys with their lengths, at most.
-        const FIXED: usize = 77;
         struct Room<'a> {
             bytes: &'a mut [u8],
             len: usize,
@@ -451,7 +458,7 @@ impl HeaderRef<'_> {
             }
         }
         let start = dst.len();
-        dst.put_bytes(0, FIXED + self.uri.len() + self.status.len());
+        dst.put_bytes(0, self.max_encoded_len());
         // Keys are field number << 3 | wire type (0 varint, 2 bytes);
         // int32 values are sign-extended to 64 bits, as in prost.
         let mut out = Room {
