@@ -305,7 +305,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn summarize(runs: Vec<Measurement>) -> Measurement {
+fn summarize(runs: &[Measurement]) -> Measurement {
     Measurement {
         qps: median(runs.iter().map(|m| m.qps).collect()),
         p50_us: median(runs.iter().map(|m| m.p50_us).collect()),
@@ -369,7 +369,7 @@ async fn run_cell(
             conns,
             in_flight,
             system,
-            m: summarize(runs.clone()),
+            m: summarize(&runs),
             rounds: runs,
         })
         .collect()
