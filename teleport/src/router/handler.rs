@@ -3,12 +3,18 @@
 //! Users register plain async closures; this module wraps each into a
 //! function from `(Ctx, body section)` to a boxed future of the reply frame,
 //! decoding the argument and encoding the result on the way.
+//!
+//! The box is given to the handler to fill: a [`HandlerBox`] (tokio-util's
+//! [`ReusableBoxFuture`]) that the session keeps from a call that finished
+//! at once for the next, so that a route's calls reuse one allocation
+//! instead of a `malloc` and a `free` each.
 
 use std::future::{Future, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio_util::sync::ReusableBoxFuture;
 
 use super::Ctx;
 use super::context::Reply;
@@ -19,9 +25,29 @@ use crate::status::{Status, code};
 /// A boxed, sendable future: the one shape every handler runs as.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// The future of one call of a handler, in a box that can take the next
+/// call's future without a new allocation when it has the same layout
+/// (the same route's, mostly).
+pub(crate) type HandlerBox = ReusableBoxFuture<'static, Option<Reply>>;
+
 /// A handler after erasure: a pull handler's future yields its reply frame,
-/// a push handler's yields `None`.
-pub(crate) type HandlerFn = Arc<dyn Fn(Ctx, Bytes) -> BoxFuture<Option<Reply>> + Send + Sync>;
+/// a push handler's yields `None`. It puts the future into the box it is
+/// given (a finished call's, if the session kept one) or a new one.
+pub(crate) type HandlerFn = Arc<dyn Fn(Ctx, Bytes, Option<HandlerBox>) -> HandlerBox + Send + Sync>;
+
+/// `future` in `spare`'s allocation when it fits, else in a new box.
+fn boxed<F>(spare: Option<HandlerBox>, future: F) -> HandlerBox
+where
+    F: Future<Output = Option<Reply>> + Send + 'static,
+{
+    match spare {
+        Some(mut spare) => {
+            spare.set(future);
+            spare
+        }
+        None => ReusableBoxFuture::new(future),
+    }
+}
 
 /// The reply of a raw pull handler: a status and an already-encoded body.
 ///
@@ -64,7 +90,7 @@ where
     Resp: Encode + Send + 'static,
     E: Into<Status> + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
+    Arc::new(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
         let config = ctx.session().config();
         match decode_section_bytes::<Req>(
             &body,
@@ -74,11 +100,11 @@ where
         ) {
             Err(e) => {
                 tracing::debug!(uri = %ctx.uri(), error = %e, "pull body rejected");
-                Box::pin(ready(Some(ctx.reply_status(&decode_failure(&e)))))
+                boxed(spare, ready(Some(ctx.reply_status(&decode_failure(&e)))))
             }
             Ok(arg) => {
                 let fut = f(ctx.clone(), arg);
-                Box::pin(async move {
+                boxed(spare, async move {
                     Some(match fut.await {
                         Ok(value) => ctx.reply_value(&value),
                         Err(e) => ctx.reply_status(&e.into()),
@@ -95,7 +121,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
     Req: Decode + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
+    Arc::new(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
         let config = ctx.session().config();
         match decode_section_bytes::<Req>(
             &body,
@@ -105,11 +131,11 @@ where
         ) {
             Err(e) => {
                 tracing::warn!(uri = %ctx.uri(), remote = %ctx.remote_addr(), error = %e, "push dropped: its body cannot be decoded");
-                Box::pin(ready(None))
+                boxed(spare, ready(None))
             }
             Ok(arg) => {
                 let fut = f(ctx, arg);
-                Box::pin(async move {
+                boxed(spare, async move {
                     fut.await;
                     None
                 })
@@ -123,9 +149,9 @@ where
     F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = RawReply> + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
+    Arc::new(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
         let fut = f(ctx.clone(), body);
-        Box::pin(async move {
+        boxed(spare, async move {
             let reply = fut.await;
             Some(Reply {
                 status: reply.status,
@@ -141,9 +167,9 @@ where
     F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes| -> BoxFuture<Option<Reply>> {
+    Arc::new(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
         let fut = f(ctx, body);
-        Box::pin(async move {
+        boxed(spare, async move {
             fut.await;
             None
         })

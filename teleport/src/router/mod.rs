@@ -47,7 +47,7 @@ use bytes::Bytes;
 pub use context::Ctx;
 pub(crate) use context::{Reply, SpareCtx};
 pub use handler::RawReply;
-pub(crate) use handler::{BoxFuture, HandlerFn};
+pub(crate) use handler::{BoxFuture, HandlerBox, HandlerFn};
 pub use uri::to_snake_case;
 
 use crate::codec::{Decode, Encode};

@@ -31,7 +31,7 @@ use super::Session;
 use super::outbox::Outbox;
 use crate::frame::{Frame, Kind};
 use crate::plugin::{self, Plugins, Refusal};
-use crate::router::{BoxFuture, Ctx, HandlerFn, Reply, Router, SpareCtx};
+use crate::router::{Ctx, HandlerBox, HandlerFn, Reply, Router, SpareCtx};
 use crate::status::Status;
 
 /// The incoming calls of one session being handled.
@@ -45,6 +45,9 @@ pub(super) struct Inbound {
     held: VecDeque<Frame>,
     /// Contexts of finished calls, for the next ones (see [`SpareCtx`]).
     spare: Vec<SpareCtx>,
+    /// The box of the last handler that finished at once, for the next
+    /// call's future (see [`HandlerBox`]).
+    spare_future: Option<HandlerBox>,
 }
 
 /// Contexts kept for reuse per session.
@@ -58,6 +61,7 @@ impl Inbound {
             tasks: FuturesUnordered::new(),
             held: VecDeque::new(),
             spare: Vec::new(),
+            spare_future: None,
         }
     }
 
@@ -128,35 +132,41 @@ impl Inbound {
         let start = Instant::now();
         let (ctx, body) = Ctx::new(session, frame, start, self.spare.pop());
         let deadline = ctx.deadline();
-        let fut = CatchPanic(handler(ctx.clone(), body));
+        let mut fut = CatchPanic(handler(ctx.clone(), body, self.spare_future.take()));
+        // Most inline handlers answer at once: then the call costs no
+        // `FuturesUnordered` node, its reply goes out in this same round,
+        // and its future's box is kept for the next call. One that is not
+        // done is polled again by `tasks` with the real waker (a noop
+        // waker here loses nothing: newly pushed futures are always polled).
+        if !spawn {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            if let Poll::Ready(ended) = Pin::new(&mut fut).poll(&mut cx) {
+                self.spare_future = Some(fut.0);
+                let done = Done {
+                    ctx,
+                    start,
+                    in_size,
+                    result: Outcome::of(ended),
+                    plugins: route_plugins,
+                };
+                self.finish(session, done, out);
+                return;
+            }
+        }
         let run = if spawn {
             Running::Spawned(tokio::spawn(fut))
         } else {
             Running::Inline(fut)
         };
-        let mut task = Task {
+        self.tasks.push(Task {
             run,
             ctx: Some(ctx),
             start,
             in_size,
             plugins: route_plugins,
-            deadline: None,
-        };
-        // Most inline handlers answer at once: then the call costs no
-        // `FuturesUnordered` node and its reply goes out in this same round.
-        // One that is not done is polled again by `tasks` with the real
-        // waker (a noop waker here loses nothing: newly pushed futures are
-        // always polled).
-        if matches!(task.run, Running::Inline(_)) {
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            if let Poll::Ready(done) = Pin::new(&mut task).poll(&mut cx) {
-                self.finish(session, done, out);
-                return;
-            }
-        }
-        // Only a handler that did not answer at once needs a timer.
-        task.deadline = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
-        self.tasks.push(task);
+            // Only a handler that did not answer at once needs a timer.
+            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+        });
     }
 
     /// Collects the handlers that finished and queues their replies.
@@ -313,13 +323,13 @@ fn log_call(session: &Session, ctx: &Ctx, start: Instant, in_size: usize, reply:
 }
 
 /// A handler future that turns a panic into an error value.
-struct CatchPanic(BoxFuture<Option<Reply>>);
+struct CatchPanic(HandlerBox);
 
 impl Future for CatchPanic {
     type Output = Result<Option<Reply>, String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+        match catch_unwind(AssertUnwindSafe(|| self.0.poll(cx))) {
             Ok(Poll::Ready(reply)) => Poll::Ready(Ok(reply)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(panic) => Poll::Ready(Err(panic_message(&*panic))),
@@ -365,6 +375,16 @@ enum Outcome {
     Expired,
 }
 
+impl Outcome {
+    /// How a handler's future ended: its reply, or its panic's message.
+    fn of(ended: Result<Option<Reply>, String>) -> Outcome {
+        match ended {
+            Ok(reply) => Outcome::Done(reply),
+            Err(panic) => Outcome::Panicked(panic),
+        }
+    }
+}
+
 /// A call whose handler ended.
 struct Done {
     ctx: Ctx,
@@ -394,10 +414,7 @@ impl Future for Task {
                     Err(e) => Err(format!("handler task failed: {e}")),
                 },
             };
-            match ended {
-                Ok(reply) => Outcome::Done(reply),
-                Err(panic) => Outcome::Panicked(panic),
-            }
+            Outcome::of(ended)
         };
         let ctx = self.ctx.take().expect("a task completes once");
         Poll::Ready(Done {
