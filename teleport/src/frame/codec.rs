@@ -152,11 +152,14 @@ impl FrameCodec {
             src.reserve(total - src.len());
             return Ok(None);
         }
-        // One split of the read buffer for the whole frame: the body and
-        // the header's strings are slices of it, nothing is copied.
-        let whole = src.split_to(total).freeze();
-        let header = Header::decode_shared(header_codec, &whole, 5..4 + header_len)?;
-        let body = whole.slice(head..);
+        // One split of the read buffer for the whole frame: the header's
+        // strings are slices of it, and the body is what is left of it once
+        // the head is skipped (a pointer moved, where a slice would count
+        // one more reference, an atomic add and later an atomic sub).
+        // Nothing is copied.
+        let mut body = src.split_to(total).freeze();
+        let header = Header::decode_shared(header_codec, &body, 5..4 + header_len)?;
+        body.advance(head);
         self.first = false;
         Ok(Some(Decoded::Frame(Frame {
             header_codec,
