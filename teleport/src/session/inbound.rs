@@ -114,8 +114,11 @@ impl Inbound {
             }
             return;
         };
-        let (handler, spawn, route_plugins): (HandlerFn, bool, Plugins) =
-            (route.handler.clone(), route.spawn, route.plugins.clone());
+        // The handler is called while the route is borrowed (no reference
+        // counted per call); its plugins, most often none, are cloned for
+        // the reply hooks.
+        let (handler, spawn, route_plugins): (&HandlerFn, bool, Plugins) =
+            (&route.handler, route.spawn, route.plugins.clone());
         if !(self.plugins.is_empty() && route_plugins.is_empty()) {
             if let Err(refusal) =
                 plugin::read_routed(&self.plugins, &route_plugins, session, &mut frame)
