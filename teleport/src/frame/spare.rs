@@ -18,12 +18,15 @@ use std::cell::RefCell;
 const KEEP: usize = 256;
 /// Buffers larger than this are freed, not kept.
 const MAX_CAPACITY: usize = 4096;
+/// The room for its body a typed pull reserves with its header, before it
+/// encodes the body (which grows the buffer if it needs more).
+pub(crate) const BODY_HINT: usize = 64;
 /// The capacity of a new buffer: room for a small call's whole frame
 /// (a pull reserves its header at its longest, about 80 bytes plus the
-/// URI, and 64 bytes of body before it encodes), so that a buffer taken
-/// for one is not grown on its first use. At 128, 4 pulls in 10 grew
-/// theirs (a `realloc` of about 500 instructions) because the buffers
-/// new to a thread are those its reply bodies drew, never grown.
+/// URI, and [`BODY_HINT`] bytes of body before it encodes), so that a
+/// buffer taken for one is not grown on its first use. At 128, 4 pulls in
+/// 10 grew theirs (a `realloc` of about 500 instructions) because the
+/// buffers new to a thread are those its reply bodies drew, never grown.
 const FIRST_CAPACITY: usize = 256;
 
 thread_local! {
@@ -71,6 +74,23 @@ mod tests {
         give(Vec::with_capacity(MAX_CAPACITY + 1));
         let fresh = take();
         assert_eq!(fresh.capacity(), FIRST_CAPACITY, "the large one was freed");
+    }
+
+    /// What a small pull reserves (a 32-byte URI, no status) fits a new
+    /// buffer, so that taking one for it never grows it.
+    #[test]
+    fn a_new_buffer_holds_what_a_small_pull_reserves() {
+        let header = crate::frame::HeaderRef {
+            seq: u64::MAX,
+            kind: crate::frame::Kind::Pull,
+            uri: "/a/service/method?with=a&query=1",
+            gzip: 0,
+            status_code: 0,
+            status: "",
+            timeout_ms: u64::MAX,
+        };
+        let reserved = 4 + 1 + header.max_encoded_len() + 4 + BODY_HINT;
+        assert!(reserved <= FIRST_CAPACITY, "{reserved} > {FIRST_CAPACITY}");
     }
 
     #[test]

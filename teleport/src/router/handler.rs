@@ -22,7 +22,8 @@ use crate::codec::{CodecError, Decode, Encode, decode_section_bytes};
 use crate::frame::Section;
 use crate::status::{Status, code};
 
-/// A boxed, sendable future: the one shape every handler runs as.
+/// A boxed, sendable future (a session hook's verify step; handlers run
+/// as a [`HandlerBox`], whose allocation is reused).
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The future of one call of a handler, in a box that can take the next

@@ -296,7 +296,7 @@ impl Session {
                 header: None,
             }));
         }
-        let body_at = begin_frame(header_codec, header, 64, limit, &mut bytes)
+        let body_at = begin_frame(header_codec, header, spare::BODY_HINT, limit, &mut bytes)
             .map_err(|e| Error::too_large(uri, e))?;
         encode_section_into(arg, codec, level, &config.codecs, limit, &mut bytes)
             .map_err(body_error)?;
