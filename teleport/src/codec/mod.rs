@@ -493,6 +493,47 @@ pub fn encode_section<T: Encode + ?Sized>(
     Ok(Bytes::from(out))
 }
 
+/// Values smaller than this are encoded as usual by [`take_payload`]'s
+/// callers: below it, the copy it saves costs less than wrapping the
+/// value's buffer in [`Bytes`] (an allocation when the buffer has spare
+/// capacity).
+const OWNED_PAYLOAD_MIN: usize = 1024;
+
+/// The body section of a value whose encoding is its own bytes after a
+/// short lead, taken out of it without encoding: a `String` in bincode or
+/// the string codec, or a `Vec<u8>` in bincode, of [`OWNED_PAYLOAD_MIN`]
+/// bytes or more and a section within `limit`. Its buffer becomes the
+/// payload (the value is left empty), so a large reply is never copied
+/// between the handler and the socket; the bytes are those the codec
+/// writes (bincode: the length as a `u64`, little endian, then the bytes).
+/// `None`, and the value untouched, for anything else: encode it.
+#[inline]
+pub(crate) fn take_payload<T: 'static>(
+    value: &mut T,
+    codec: CodecId,
+    limit: usize,
+) -> Option<(crate::frame::Lead, Bytes)> {
+    use crate::frame::Lead;
+    let fits = |len: usize| len >= OWNED_PAYLOAD_MIN && len.saturating_add(9) <= limit;
+    let lead = |len: usize| match codec {
+        CodecId::BINCODE => Lead::with_prefix(codec.0, (len as u64).to_le_bytes()),
+        _ => Lead::codec(codec.0),
+    };
+    let any: &mut dyn std::any::Any = value;
+    if let Some(text) = any.downcast_mut::<String>() {
+        if matches!(codec, CodecId::BINCODE | CodecId::STRING) && fits(text.len()) {
+            let text = std::mem::take(text);
+            return Some((lead(text.len()), Bytes::from(text.into_bytes())));
+        }
+    } else if let Some(bytes) = any.downcast_mut::<Vec<u8>>() {
+        if codec == CodecId::BINCODE && fits(bytes.len()) {
+            let bytes = std::mem::take(bytes);
+            return Some((lead(bytes.len()), Bytes::from(bytes)));
+        }
+    }
+    None
+}
+
 /// [`encode_section`] appended to `out` (which may already hold a frame
 /// header): the section alone is held to `limit`. On error `out` holds
 /// what it held before.
@@ -642,6 +683,53 @@ mod tests {
             round("plain text".to_string(), CodecId::STRING, gzip);
             round(42i64, CodecId::STRING, gzip);
         }
+    }
+
+    /// A large `String` or `Vec<u8>` handed over as its own bytes is the
+    /// very section the codec would have encoded; anything else (small,
+    /// another type or codec, over the limit) comes back to be encoded.
+    #[test]
+    fn owned_payloads_are_the_bytes_the_codec_would_write() {
+        let codecs = Codecs::default();
+        let text = "t".repeat(OWNED_PAYLOAD_MIN + 5);
+        let bytes = vec![7u8; OWNED_PAYLOAD_MIN * 3];
+        let section =
+            |lead: crate::frame::Lead, payload: Bytes| [lead.as_slice(), &payload[..]].concat();
+        for codec in [CodecId::BINCODE, CodecId::STRING] {
+            let encoded = encode_section(&text, codec, GzipLevel::NONE, &codecs, 1 << 20).unwrap();
+            let (lead, payload) = take_payload(&mut text.clone(), codec, 1 << 20).unwrap();
+            assert_eq!(section(lead, payload), encoded, "String in {codec:?}");
+        }
+        let encoded =
+            encode_section(&bytes, CodecId::BINCODE, GzipLevel::NONE, &codecs, 1 << 20).unwrap();
+        let (lead, payload) = take_payload(&mut bytes.clone(), CodecId::BINCODE, 1 << 20).unwrap();
+        assert_eq!(section(lead, payload), encoded, "Vec<u8> in bincode");
+
+        /// What is left to encode after `take_payload`: `None` if it took the value.
+        fn left<T: Clone + 'static>(value: &T, codec: CodecId, limit: usize) -> Option<T> {
+            let mut value = value.clone();
+            take_payload(&mut value, codec, limit)
+                .is_none()
+                .then_some(value)
+        }
+        let small = "s".repeat(OWNED_PAYLOAD_MIN - 1);
+        assert_eq!(left(&small, CodecId::BINCODE, 1 << 20), Some(small));
+        assert_eq!(
+            left(&text, CodecId::JSON, 1 << 20).as_ref(),
+            Some(&text),
+            "JSON quotes and escapes"
+        );
+        assert_eq!(
+            left(&bytes, CodecId::STRING, 1 << 20).as_ref(),
+            Some(&bytes),
+            "the string codec refuses sequences"
+        );
+        assert_eq!(
+            left(&text, CodecId::BINCODE, text.len()).as_ref(),
+            Some(&text),
+            "over the limit: encoded, and refused with the sizes"
+        );
+        assert_eq!(left(&42u64, CodecId::BINCODE, 1 << 20), Some(42));
     }
 
     #[test]

@@ -249,20 +249,22 @@ pub(crate) fn encode_frame(
     Ok(())
 }
 
-/// [`encode_frame`] with a body section in two parts: its codec id byte
-/// and its payload (a [`RawBody`](crate::codec::RawBody)'s bytes, copied
-/// once, straight into `dst`).
+/// [`encode_frame`] with a body section in two parts: its lead (the codec
+/// id byte, and any prefix the codec writes before the payload, see
+/// [`Lead`](super::Lead)) and its payload (a [`RawBody`](crate::codec::RawBody)'s
+/// bytes, copied once, straight into `dst`).
 pub(crate) fn encode_frame_parts(
     header_codec: HeaderCodec,
     header: HeaderRef<'_>,
-    codec_id: u8,
+    lead: &[u8],
     payload: &[u8],
     limit: usize,
     dst: &mut impl FrameBuf,
 ) -> Result<(), FrameError> {
-    check_size("body", 1 + payload.len(), limit.min(u32::MAX as usize))?;
-    let body_at = begin_frame(header_codec, header, 1 + payload.len(), limit, dst)?;
-    dst.put_u8(codec_id);
+    let len = lead.len() + payload.len();
+    check_size("body", len, limit.min(u32::MAX as usize))?;
+    let body_at = begin_frame(header_codec, header, len, limit, dst)?;
+    dst.put_slice(lead);
     dst.put_slice(payload);
     end_frame(dst, body_at);
     Ok(())

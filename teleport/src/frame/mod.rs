@@ -66,13 +66,46 @@ impl Frame {
 /// A body section on its way out: shared bytes (a raw handler's reply, a
 /// forwarded body), the vector it was just encoded into (written as it is
 /// rather than wrapped in a [`Bytes`], which would allocate again), or a
-/// codec id and a payload that is already bytes ([`RawBody`](crate::codec::RawBody),
-/// written without a copy into a body first).
+/// [`Lead`] and a payload that is already bytes ([`RawBody`](crate::codec::RawBody),
+/// or a large `String` or `Vec<u8>` reply: written without a copy into a
+/// body first).
 #[derive(Clone, Debug)]
 pub(crate) enum Section {
     Bytes(Bytes),
     Vec(Vec<u8>),
-    Parts(u8, Bytes),
+    Parts(Lead, Bytes),
+}
+
+/// The bytes of a body section that come before a payload held as shared
+/// bytes: the codec id, and for bincode the payload's length (a `u64`,
+/// little endian), which is all bincode writes before a string's or a
+/// byte vector's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Lead {
+    len: u8,
+    bytes: [u8; 9],
+}
+
+impl Lead {
+    /// Just the codec id.
+    pub(crate) fn codec(id: u8) -> Lead {
+        let mut bytes = [0; 9];
+        bytes[0] = id;
+        Lead { len: 1, bytes }
+    }
+
+    /// The codec id, then a length prefix of 8 bytes.
+    pub(crate) fn with_prefix(id: u8, prefix: [u8; 8]) -> Lead {
+        let mut bytes = [0; 9];
+        bytes[0] = id;
+        bytes[1..].copy_from_slice(&prefix);
+        Lead { len: 9, bytes }
+    }
+
+    /// Its bytes, codec id first.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 impl Section {
@@ -86,7 +119,7 @@ impl Section {
         match self {
             Section::Bytes(b) => b.len(),
             Section::Vec(v) => v.len(),
-            Section::Parts(_, payload) => 1 + payload.len(),
+            Section::Parts(lead, payload) => lead.as_slice().len() + payload.len(),
         }
     }
 
@@ -100,9 +133,9 @@ impl Section {
         match self {
             Section::Bytes(b) => b,
             Section::Vec(v) => Bytes::from(v),
-            Section::Parts(id, payload) => {
-                let mut v = Vec::with_capacity(1 + payload.len());
-                v.push(id);
+            Section::Parts(lead, payload) => {
+                let mut v = Vec::with_capacity(lead.as_slice().len() + payload.len());
+                v.extend_from_slice(lead.as_slice());
                 v.extend_from_slice(&payload);
                 Bytes::from(v)
             }

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicI8, AtomicU16, Ordering};
 
 use bytes::Bytes;
 
-use crate::codec::{CodecError, CodecId, Encode, GzipLevel, encode_section_into};
-use crate::frame::{ByteString, Frame, Header, HeaderCodec, HeaderRef, Kind, Section, split_uri};
+use crate::codec::{CodecError, CodecId, Encode, GzipLevel, encode_section_into, take_payload};
+use crate::frame::{
+    ByteString, Frame, Header, HeaderCodec, HeaderRef, Kind, Lead, Section, split_uri,
+};
 use crate::peer::Peer;
 use crate::session::Session;
 use crate::status::Status;
@@ -231,11 +233,34 @@ impl Ctx {
         }
     }
 
-    /// A reply carrying `value` with status 200, or a 500 if it cannot be encoded.
-    pub(crate) fn reply_value<T: Encode + ?Sized>(&self, value: &T) -> Reply {
+    /// A reply carrying `value` with status 200 (see `encode_reply`); a
+    /// large `String` or `Vec<u8>` is not encoded but handed over as it is
+    /// (`codec::take_payload`), so it is never copied on its way to the
+    /// socket.
+    pub(crate) fn reply_value<T: Encode + 'static>(&self, mut value: T) -> Reply {
+        let (codec, gzip) = (self.reply_codec(), self.reply_gzip());
+        if gzip.is_none() {
+            let limit = self.inner.session.config().max_frame_size;
+            if let Some((lead, payload)) = take_payload(&mut value, codec, limit) {
+                return Reply {
+                    status: Status::ok(),
+                    gzip: 0,
+                    body: Section::Parts(lead, payload),
+                };
+            }
+        }
+        self.encode_reply(&value, codec, gzip)
+    }
+
+    /// A reply carrying `value` in the reply's codec and gzip level with
+    /// status 200, or a 500 if it cannot be encoded.
+    fn encode_reply<T: Encode + ?Sized>(
+        &self,
+        value: &T,
+        codec: CodecId,
+        gzip: GzipLevel,
+    ) -> Reply {
         let config = self.inner.session.config();
-        let gzip = self.reply_gzip();
-        let codec = self.reply_codec();
         if let (true, Some(payload)) = (gzip.is_none(), value.as_payload()) {
             // Bytes as they are: copied once, straight into the write buffer.
             let len = 1 + payload.len();
@@ -243,7 +268,7 @@ impl Ctx {
                 return Reply {
                     status: Status::ok(),
                     gzip: gzip.get(),
-                    body: Section::Parts(codec.0, payload.clone()),
+                    body: Section::Parts(Lead::codec(codec.0), payload.clone()),
                 };
             }
         }

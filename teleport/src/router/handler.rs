@@ -107,7 +107,7 @@ where
                 let fut = f(ctx.clone(), arg);
                 boxed(spare, async move {
                     Some(match fut.await {
-                        Ok(value) => ctx.reply_value(&value),
+                        Ok(value) => ctx.reply_value(value),
                         Err(e) => ctx.reply_status(&e.into()),
                     })
                 })

@@ -21,7 +21,7 @@ use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio::sync::oneshot;
 
@@ -254,12 +254,12 @@ impl Outbox {
             }
             return;
         }
-        let (id, payload) = match body {
+        let (lead, payload) = match body {
             Section::Vec(v) => (None, Bytes::from(v)),
             Section::Bytes(b) => (None, b),
-            Section::Parts(id, payload) => (Some(id), payload),
+            Section::Parts(lead, payload) => (Some(lead), payload),
         };
-        let len = usize::from(id.is_some()) + payload.len();
+        let len = lead.map_or(0, |l| l.as_slice().len()) + payload.len();
         if begin_frame_sized(
             header_codec,
             header,
@@ -270,15 +270,15 @@ impl Outbox {
         .is_err()
         {
             // Over the limit: the 500 that names the sizes, as for any reply.
-            let section = match id {
-                Some(id) => Section::Parts(id, payload),
+            let section = match lead {
+                Some(lead) => Section::Parts(lead, payload),
                 None => Section::Bytes(payload),
             };
             self.reply_ref(header_codec, header, &section);
             return;
         }
-        if let Some(id) = id {
-            self.buf.put_u8(id);
+        if let Some(lead) = lead {
+            self.buf.extend_from_slice(lead.as_slice());
         }
         self.push_payload(&payload);
     }
@@ -307,8 +307,8 @@ impl Outbox {
         let written = match body {
             Section::Bytes(b) => encode_frame(header_codec, header, b, limit, buf),
             Section::Vec(v) => encode_frame(header_codec, header, v, limit, buf),
-            Section::Parts(id, payload) => {
-                encode_frame_parts(header_codec, header, *id, payload, limit, buf)
+            Section::Parts(lead, payload) => {
+                encode_frame_parts(header_codec, header, lead.as_slice(), payload, limit, buf)
             }
         };
         let Err(e) = written else {
