@@ -161,6 +161,36 @@ async fn every_argument_shape_round_trips_with_json_and_bincode_with_and_without
     }
 }
 
+/// A one-argument call hands its argument over: a large `String` or
+/// `Vec<u8>` goes out as it is. Whatever the size (on both sides of where
+/// that starts), codec and gzip level, the handler gets what was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_text_and_byte_arguments_arrive_intact() {
+    let (_server, _peer, client) = shapes().await;
+    for n in [1023usize, 1024, 8_192, 70_000] {
+        let text: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        for codec in [CodecId::JSON, CodecId::STRING, CodecId::BINCODE] {
+            for gzip in [0, 1] {
+                let c = client.with_options(
+                    CallOptions::default()
+                        .codec(codec)
+                        .gzip(teleport::GzipLevel::new(gzip).unwrap()),
+                );
+                let at = format!("{n} bytes, codec {codec} gzip {gzip}");
+                let upper = c.one(text.clone()).await.unwrap();
+                assert!(upper == text.to_uppercase(), "{at}");
+                if codec == CodecId::STRING {
+                    continue; // a byte vector is not text
+                }
+                let mut reversed = data.clone();
+                reversed.reverse();
+                assert!(c.bytes(data.clone()).await.unwrap() == reversed, "{at}");
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_arguments_round_trip_with_the_string_codec() {
     let (_server, _peer, client) = shapes().await;

@@ -72,6 +72,37 @@ pub trait Caller: Clone + Send + Sync + 'static {
         Req: Encode + Sync + ?Sized,
         Resp: Decode + Send;
 
+    /// [`Caller::pull_with`] of an argument the caller gives up, which
+    /// lets a [`Session`] write a large `String` or `Vec<u8>` argument as
+    /// it is, without a copy ([`Session::pull_owned`]); the default
+    /// borrows it for `pull_with`. What generated clients call for a
+    /// one-argument pull.
+    ///
+    /// ```no_run
+    /// use teleport::{CallOptions, Caller, Error};
+    ///
+    /// # #[allow(dead_code)]
+    /// async fn upload<C: Caller>(caller: &C, page: String) -> Result<u64, Error> {
+    ///     caller.pull_owned("/pages/put", page, CallOptions::default()).await
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::pull_with`].
+    fn pull_owned<Req, Resp>(
+        &self,
+        uri: &str,
+        arg: Req,
+        options: CallOptions,
+    ) -> impl Future<Output = Result<Resp, Error>> + Send
+    where
+        Req: Encode + Send + Sync + 'static,
+        Resp: Decode + Send,
+    {
+        async move { self.pull_with(uri, &arg, options).await }
+    }
+
     /// Pulls a call that is safe to run more than once: a caller over
     /// several connections may resend it elsewhere when the connection it
     /// went out on closed before the reply ([`Error::ConnectionClosed`]).
@@ -120,6 +151,19 @@ impl Caller for Session {
         Resp: Decode + Send,
     {
         Session::pull_with(self, uri, arg, options)
+    }
+
+    fn pull_owned<Req, Resp>(
+        &self,
+        uri: &str,
+        arg: Req,
+        options: CallOptions,
+    ) -> impl Future<Output = Result<Resp, Error>> + Send
+    where
+        Req: Encode + Send + Sync + 'static,
+        Resp: Decode + Send,
+    {
+        Session::pull_owned(self, uri, arg, options)
     }
 
     fn push_with<Req>(

@@ -136,6 +136,11 @@ fn method(route: &Route<'_>, vis: &syn::Visibility, p: &TokenStream) -> TokenStr
                 },
                 if method.idempotent.is_some() {
                     quote_spanned!(span=> #p::Caller::pull_idempotent(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await)
+                } else if let ([one], [ty]) = (&names[..], &types[..]) {
+                    // One argument: handed over, so that a large `String`
+                    // or `Vec<u8>` is written without a copy.
+                    let arg = quote_spanned!(syn::spanned::Spanned::span(ty)=> #one);
+                    quote_spanned!(span=> #p::Caller::pull_owned(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #arg, self.options).await)
                 } else {
                     quote_spanned!(span=> #p::Caller::pull_with(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await)
                 },

@@ -104,8 +104,8 @@ fn arguments_travel_as_the_body_a_tuple_or_unit() {
     .to_string();
     assert!(out.contains("pull_with (& self . caller , & :: teleport :: __private :: uri (& self . prefix , \"/g/shapes/none\" , & self . query) , & ()"), "{out}");
     assert!(
-        out.contains("\"/g/shapes/one\" , & self . query) , & a ,"),
-        "{out}"
+        out.contains("pull_owned (& self . caller , & :: teleport :: __private :: uri (& self . prefix , \"/g/shapes/one\" , & self . query) , a ,"),
+        "one argument is handed over: {out}"
     );
     assert!(
         out.contains("\"/g/shapes/two\" , & self . query) , & (a , b) ,"),

@@ -28,11 +28,11 @@ const GOING_AWAY: &str =
     "the remote peer is going away (shutting down or restarting); retry on another session";
 use crate::codec::{
     CodecError, CodecId, Decode, Encode, GzipLevel, decode_section_bytes, encode_section,
-    encode_section_into,
+    encode_section_into, take_payload,
 };
 use crate::error::Error;
 use crate::frame::{
-    Frame, Header, HeaderCodec, HeaderRef, Kind, begin_frame, begin_frame_sized, check_size,
+    Frame, Header, HeaderCodec, HeaderRef, Kind, Lead, begin_frame, begin_frame_sized, check_size,
     encode_frame, end_frame, spare,
 };
 
@@ -167,6 +167,51 @@ impl Session {
         self.finish_pull(uri, prepared, options.timeout).await
     }
 
+    /// [`Session::pull_with`] of an argument the caller gives up: a large
+    /// `String` (bincode or the string codec) or `Vec<u8>` (bincode) is
+    /// then written as it is, with no copy into the frame, when the call
+    /// has no gzip and the peer no plugins. Other arguments are encoded as
+    /// by `pull_with`. What generated clients call for a one-argument pull.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn demo(session: teleport::Session) -> Result<(), teleport::Error> {
+    /// let page = "x".repeat(64 * 1024);
+    /// let echoed: String = session
+    ///     .pull_owned("/home/echo", page, teleport::CallOptions::default())
+    ///     .await?;
+    /// assert_eq!(echoed.len(), 64 * 1024);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::pull`].
+    pub async fn pull_owned<Req, Resp>(
+        &self,
+        uri: &str,
+        mut arg: Req,
+        options: CallOptions,
+    ) -> Result<Resp, Error>
+    where
+        Req: Encode + 'static,
+        Resp: Decode,
+    {
+        let config = &self.shared.config;
+        let taken = if config.plugins.is_empty() && options.gzip.unwrap_or(config.gzip).is_none() {
+            let codec = options.codec.unwrap_or(config.body_codec);
+            take_payload(
+                &mut arg,
+                codec,
+                config.max_frame_size.min(u32::MAX as usize),
+            )
+        } else {
+            None
+        };
+        let prepared = self.prepare_with(Kind::Pull, uri, &arg, &options, taken);
+        self.finish_pull(uri, prepared, options.timeout).await
+    }
+
     /// Sends a one-way push of `uri` with `arg`. `.await` returns once the
     /// push is queued for the connection (not when it is handled).
     ///
@@ -257,6 +302,19 @@ impl Session {
         arg: &Req,
         options: &CallOptions,
     ) -> Prepared {
+        self.prepare_with(kind, uri, arg, options, None)
+    }
+
+    /// [`Session::prepare`], with the payload already taken out of the
+    /// argument when it is its own bytes (`codec::take_payload`).
+    fn prepare_with<Req: Encode + ?Sized>(
+        &self,
+        kind: Kind,
+        uri: &str,
+        arg: &Req,
+        options: &CallOptions,
+        taken: Option<(Lead, Bytes)>,
+    ) -> Prepared {
         let config = &self.shared.config;
         let codec = options.codec.unwrap_or(config.body_codec);
         let level = options.gzip.unwrap_or(config.gzip);
@@ -283,16 +341,28 @@ impl Session {
         }
         let header = header_ref(seq, kind, uri, level.get(), self.timeout_ms(kind, options));
         let mut bytes = spare::take();
-        if let (true, Some(payload)) = (level.is_none(), arg.as_payload()) {
-            // Bytes as they are: the connection task copies them straight
-            // into its write buffer after the header.
-            begin_frame_sized(header_codec, header, 1 + payload.len(), limit, &mut bytes)
-                .map_err(|e| Error::too_large(uri, e))?;
-            bytes.push(codec.0);
+        let payload = taken.or_else(|| {
+            arg.as_payload()
+                .filter(|_| level.is_none())
+                .map(|payload| (Lead::codec(codec.0), payload.clone()))
+        });
+        if let Some((lead, payload)) = payload {
+            // Bytes as they are: the connection task queues them after the
+            // header (copied into its write buffer when small).
+            let lead = lead.as_slice();
+            begin_frame_sized(
+                header_codec,
+                header,
+                lead.len() + payload.len(),
+                limit,
+                &mut bytes,
+            )
+            .map_err(|e| Error::too_large(uri, e))?;
+            bytes.extend_from_slice(lead);
             return Ok(Call::Encoded(Outgoing {
                 seq,
                 bytes,
-                tail: payload.clone(),
+                tail: payload,
                 header: None,
             }));
         }

@@ -79,10 +79,10 @@ impl<C: ::teleport::__private::Caller> HomeClient<C> {
         &self,
         text: String,
     ) -> ::teleport::__private::Result<String, ::teleport::__private::Error> {
-        ::teleport::__private::Caller::pull_with(
+        ::teleport::__private::Caller::pull_owned(
             &self.caller,
             &::teleport::__private::uri(&self.prefix, "/home/echo", &self.query),
-            &text,
+            text,
             self.options,
         )
         .await
