@@ -24,6 +24,15 @@
 //! are after the codec id, and received as a slice of the read buffer, with
 //! no codec and no copy (its docs give the codec behaviour).
 //!
+//! A large `String` (bincode or string codec) or `Vec<u8>` (bincode) that
+//! is given up, a handler's reply or the one argument of a generated
+//! client's pull ([`Session::pull_owned`](crate::Session::pull_owned)),
+//! is not encoded either: of 1 KiB or more and without gzip, its own
+//! buffer goes to the socket after the codec id (and for bincode the
+//! 8-byte length bincode writes), the same bytes the codec would write.
+//! Receiving one still decodes it (a `String` is checked for UTF-8 and
+//! copied out of the read buffer); take [`RawBody`] for no copy at all.
+//!
 //! ```
 //! use teleport::codec::{CodecId, Codecs, Decode, Encode};
 //!
