@@ -28,8 +28,10 @@
 //! is given up, a handler's reply or the one argument of a generated
 //! client's pull ([`Session::pull_owned`](crate::Session::pull_owned)),
 //! is not encoded either: of 1 KiB or more and without gzip, its own
-//! buffer goes to the socket after the codec id (and for bincode the
-//! 8-byte length bincode writes), the same bytes the codec would write.
+//! buffer is queued after the codec id (and for bincode the 8-byte length
+//! bincode writes), the same bytes the codec would write; from 8 KiB it
+//! reaches the socket with no copy, below that it is copied once into
+//! the connection's write buffer.
 //! Receiving one still decodes it (a `String` is checked for UTF-8 and
 //! copied out of the read buffer); take [`RawBody`] for no copy at all.
 //!
@@ -515,9 +517,11 @@ const OWNED_PAYLOAD_MIN: usize = 1024;
 /// short lead, taken out of it without encoding: a `String` in bincode or
 /// the string codec, or a `Vec<u8>` in bincode, of [`OWNED_PAYLOAD_MIN`]
 /// bytes or more and a section within `limit`. Its buffer becomes the
-/// payload (the value is left empty), so a large reply is never copied
-/// between the handler and the socket; the bytes are those the codec
-/// writes (bincode: the length as a `u64`, little endian, then the bytes).
+/// payload (the value is left empty) and is queued as it is: not encoded,
+/// and from 8 KiB not copied before the socket either (the session's
+/// outbox copies smaller payloads into its write buffer). The bytes are
+/// those the codec writes (bincode: the length as a `u64`, little endian,
+/// then the bytes).
 /// `None`, and the value untouched, for anything else: encode it.
 #[inline]
 pub(crate) fn take_payload<T: 'static>(

@@ -169,9 +169,11 @@ impl Session {
 
     /// [`Session::pull_with`] of an argument the caller gives up: a large
     /// `String` (bincode or the string codec) or `Vec<u8>` (bincode) is
-    /// then written as it is, with no copy into the frame, when the call
-    /// has no gzip and the peer no plugins. Other arguments are encoded as
-    /// by `pull_with`. What generated clients call for a one-argument pull.
+    /// then not encoded but queued from its own buffer, when the call has
+    /// no gzip and the peer no plugins: from 8 KiB it reaches the socket
+    /// with no copy, below that it is copied once into the connection's
+    /// write buffer. Other arguments are encoded as by `pull_with`. What
+    /// generated clients call for a one-argument pull.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
