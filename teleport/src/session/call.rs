@@ -199,18 +199,12 @@ impl Session {
         Req: Encode + 'static,
         Resp: Decode,
     {
-        let config = &self.shared.config;
-        let taken = if config.plugins.is_empty() && options.gzip.unwrap_or(config.gzip).is_none() {
-            let codec = options.codec.unwrap_or(config.body_codec);
-            take_payload(
-                &mut arg,
-                codec,
-                config.max_frame_size.min(u32::MAX as usize),
-            )
-        } else {
-            None
-        };
-        let prepared = self.prepare_with(Kind::Pull, uri, &arg, &options, taken);
+        let plan = self.body_plan(&options);
+        let taken = plan
+            .as_is
+            .then(|| take_payload(&mut arg, plan.codec, plan.limit))
+            .flatten();
+        let prepared = self.prepare_with(Kind::Pull, uri, &arg, &options, plan, taken);
         self.finish_pull(uri, prepared, options.timeout).await
     }
 
@@ -304,24 +298,43 @@ impl Session {
         arg: &Req,
         options: &CallOptions,
     ) -> Prepared {
-        self.prepare_with(kind, uri, arg, options, None)
+        self.prepare_with(kind, uri, arg, options, self.body_plan(options), None)
     }
 
-    /// [`Session::prepare`], with the payload already taken out of the
-    /// argument when it is its own bytes (`codec::take_payload`).
+    /// How a call's body goes out, from its options over the peer's
+    /// defaults: the one place these are derived.
+    fn body_plan(&self, options: &CallOptions) -> BodyPlan {
+        let config = &self.shared.config;
+        let level = options.gzip.unwrap_or(config.gzip);
+        BodyPlan {
+            codec: options.codec.unwrap_or(config.body_codec),
+            level,
+            header_codec: options.header_codec.unwrap_or(config.header_codec),
+            limit: config.max_frame_size.min(u32::MAX as usize),
+            as_is: level.is_none() && config.plugins.is_empty(),
+        }
+    }
+
+    /// [`Session::prepare`] by `plan`, with the payload already taken out
+    /// of the argument when it is its own bytes (`codec::take_payload`,
+    /// only when `plan.as_is`).
     fn prepare_with<Req: Encode + ?Sized>(
         &self,
         kind: Kind,
         uri: &str,
         arg: &Req,
         options: &CallOptions,
+        plan: BodyPlan,
         taken: Option<(Lead, Bytes)>,
     ) -> Prepared {
         let config = &self.shared.config;
-        let codec = options.codec.unwrap_or(config.body_codec);
-        let level = options.gzip.unwrap_or(config.gzip);
-        let header_codec = options.header_codec.unwrap_or(config.header_codec);
-        let limit = config.max_frame_size.min(u32::MAX as usize);
+        let BodyPlan {
+            codec,
+            level,
+            header_codec,
+            limit,
+            as_is,
+        } = plan;
         let body_error = |e: CodecError| match e {
             CodecError::TooLarge { len, limit } => Error::TooLarge {
                 uri: uri.to_owned(),
@@ -345,7 +358,7 @@ impl Session {
         let mut bytes = spare::take();
         let payload = taken.or_else(|| {
             arg.as_payload()
-                .filter(|_| level.is_none())
+                .filter(|_| as_is)
                 .map(|payload| (Lead::codec(codec.0), payload.clone()))
         });
         if let Some((lead, payload)) = payload {
@@ -394,7 +407,7 @@ impl Session {
         let config = &self.shared.config;
         check_size("body", body.len(), config.max_frame_size)
             .map_err(|e| Error::too_large(uri, e))?;
-        let header_codec = options.header_codec.unwrap_or(config.header_codec);
+        let header_codec = self.body_plan(options).header_codec;
         let seq = self.next_seq(kind);
         if !config.plugins.is_empty() {
             return Ok(Call::Parts(Box::new((
@@ -634,6 +647,19 @@ impl Session {
 
 type Parts = (HeaderCodec, Header, Bytes);
 type Prepared = Result<Call, Error>;
+
+/// How a call's body is written ([`Session::body_plan`]).
+#[derive(Clone, Copy)]
+struct BodyPlan {
+    codec: CodecId,
+    level: GzipLevel,
+    header_codec: HeaderCodec,
+    /// The body size limit (`PeerConfig::max_frame_size`, at most `u32::MAX`).
+    limit: usize,
+    /// A payload that is already bytes may go as it is: no gzip, and no
+    /// plugin to see the frame before it is written.
+    as_is: bool,
+}
 
 /// A call after [`Session::prepare`]. Its size matters: it is moved, as
 /// part of the pull's future, several times per call (moves past a few
