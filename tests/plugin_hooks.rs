@@ -537,3 +537,52 @@ async fn a_panicking_session_hook_closes_the_session_instead_of_holding_it_forev
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     wait::no_sessions_left(&server).await;
 }
+
+/// Sees the whole body of every pull and reply it writes: the bincode
+/// section of a 20,000-character string (id byte, 8-byte length, text).
+struct SeesBody {
+    seen: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Plugin for SeesBody {
+    fn name(&self) -> &str {
+        "sees-body"
+    }
+    fn before_write_pull(&self, _: &Session, frame: &mut Frame) -> Result<(), Status> {
+        self.seen.lock().unwrap().push(frame.body.len());
+        Ok(())
+    }
+    fn before_write_reply(&self, _: &Session, frame: &mut Frame) -> Result<(), Status> {
+        self.seen.lock().unwrap().push(frame.body.len());
+        Ok(())
+    }
+}
+
+/// A large argument given up (`pull_owned`) and a large reply are handed
+/// over without encoding only where no plugin must see the frame first:
+/// with plugins on both peers, each still sees the whole body section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_see_the_whole_body_of_large_owned_arguments_and_replies() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = || {
+        PeerConfig::default()
+            .body_codec(teleport::CodecId::BINCODE)
+            .plugin(SeesBody { seen: seen.clone() })
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (_server, addr) = serve(config(), counting_router(&calls)).await;
+    let client = Peer::new(config(), Router::new());
+    let session = client.dial(addr).await.unwrap();
+    let text = "p".repeat(20_000);
+    let echoed: String = session
+        .pull_owned("/home/echo", text.clone(), teleport::CallOptions::default())
+        .await
+        .unwrap();
+    assert!(echoed == text);
+    let section = 1 + 8 + 20_000;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [section, section],
+        "pull, then reply"
+    );
+}
