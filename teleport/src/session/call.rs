@@ -153,18 +153,21 @@ impl Session {
     /// # Errors
     ///
     /// As [`Session::pull`].
-    pub async fn pull_with<Req, Resp>(
+    pub fn pull_with<Req, Resp>(
         &self,
         uri: &str,
         arg: &Req,
         options: CallOptions,
-    ) -> Result<Resp, Error>
+    ) -> impl Future<Output = Result<Resp, Error>>
     where
         Req: Encode + ?Sized,
         Resp: Decode,
     {
-        let prepared = self.prepare(Kind::Pull, uri, arg, &options);
-        self.finish_pull(uri, prepared, options.timeout).await
+        // Not an `async fn`: the argument is encoded when the future is
+        // first polled, inside the one future of `finish_pull`.
+        self.finish_pull(uri, options.timeout, move |session| {
+            session.prepare(Kind::Pull, uri, arg, &options)
+        })
     }
 
     /// [`Session::pull_with`] of an argument the caller gives up: a large
@@ -189,23 +192,25 @@ impl Session {
     /// # Errors
     ///
     /// As [`Session::pull`].
-    pub async fn pull_owned<Req, Resp>(
+    pub fn pull_owned<Req, Resp>(
         &self,
         uri: &str,
-        mut arg: Req,
+        arg: Req,
         options: CallOptions,
-    ) -> Result<Resp, Error>
+    ) -> impl Future<Output = Result<Resp, Error>>
     where
         Req: Encode + 'static,
         Resp: Decode,
     {
-        let plan = self.body_plan(&options);
-        let taken = plan
-            .as_is
-            .then(|| take_payload(&mut arg, plan.codec, plan.limit))
-            .flatten();
-        let prepared = self.prepare_with(Kind::Pull, uri, &arg, &options, plan, taken);
-        self.finish_pull(uri, prepared, options.timeout).await
+        self.finish_pull(uri, options.timeout, move |session| {
+            let mut arg = arg;
+            let plan = session.body_plan(&options);
+            let taken = plan
+                .as_is
+                .then(|| take_payload(&mut arg, plan.codec, plan.limit))
+                .flatten();
+            session.prepare_with(Kind::Pull, uri, &arg, &options, plan, taken)
+        })
     }
 
     /// Sends a one-way push of `uri` with `arg`. `.await` returns once the
@@ -267,8 +272,13 @@ impl Session {
         body: Bytes,
         options: CallOptions,
     ) -> Result<Frame, Error> {
-        let prepared = self.prepare_raw(Kind::Pull, uri, gzip, body, &options);
-        self.send_pull(uri, prepared, options.timeout).await
+        self.send_pull_then(
+            uri,
+            options.timeout,
+            move |session| session.prepare_raw(Kind::Pull, uri, gzip, body, &options),
+            |_, reply| Ok(reply),
+        )
+        .await
     }
 
     /// Pushes an already-encoded body section (for proxies and gateways).
@@ -485,40 +495,49 @@ impl Session {
         })
     }
 
-    async fn finish_pull<Resp: Decode>(
+    /// Prepares a pull (`prepare`, when the future is first polled), sends
+    /// it and decodes its reply: the pull of [`Session::pull_with`] and
+    /// [`Session::pull_owned`]. Neither they nor this are `async fn`s, so
+    /// that the caller awaits one state machine (`send_pull_then`'s), not
+    /// three nested ones, each moved into the next when it starts.
+    fn finish_pull<Resp: Decode>(
         &self,
         uri: &str,
-        prepared: Prepared,
         timeout: Option<Option<Duration>>,
-    ) -> Result<Resp, Error> {
-        let reply = self.send_pull(uri, prepared, timeout).await?;
-        let status = reply.header.status_code;
-        // Go v2.0 always sets 200; 0 (the field left out) is read as success too.
-        if status != crate::status::code::OK && status != 0 {
-            return Err(Error::remote_status(uri, reply.header.status()));
-        }
-        let config = &self.shared.config;
-        Ok(decode_section_bytes(
-            &reply.body,
-            reply.header.gzip,
-            &config.codecs,
-            config.max_frame_size,
-        )?)
+        prepare: impl FnOnce(&Self) -> Prepared,
+    ) -> impl Future<Output = Result<Resp, Error>> {
+        self.send_pull_then(uri, timeout, prepare, move |session, reply| {
+            let status = reply.header.status_code;
+            // Go v2.0 always sets 200; 0 (the field left out) is read as success too.
+            if status != crate::status::code::OK && status != 0 {
+                return Err(Error::remote_status(uri, reply.header.status()));
+            }
+            let config = &session.shared.config;
+            Ok(decode_section_bytes(
+                &reply.body,
+                reply.header.gzip,
+                &config.codecs,
+                config.max_frame_size,
+            )?)
+        })
     }
 
-    /// Sends a prepared pull and waits for its reply. `uri` is the caller's
-    /// (borrowed for errors and logs, so nothing is cloned per call).
+    /// Prepares a pull (`prepare`, run when the future is first polled),
+    /// sends it, waits for its reply and ends with `then` of the reply
+    /// frame. `uri` is the caller's (borrowed for errors and
+    /// logs, so nothing is cloned per call).
     ///
     /// The pull's deadline is kept by the connection task (one timer per
     /// session, see `pending`); a timer of its own runs only while the
     /// caller waits for a free slot.
-    async fn send_pull(
+    async fn send_pull_then<R>(
         &self,
         uri: &str,
-        prepared: Prepared,
         timeout: Option<Option<Duration>>,
-    ) -> Result<Frame, Error> {
-        let call = prepared?;
+        prepare: impl FnOnce(&Self) -> Prepared,
+        then: impl FnOnce(&Self, Frame) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let call = prepare(self)?;
         if self.is_going_away() {
             return Err(Error::not_sent(uri, GOING_AWAY));
         }
@@ -572,7 +591,7 @@ impl Session {
             };
             tracing::debug!(target: "teleport::call", kind = "pull-launch", session = self.id(), remote = %self.remote_addr(), %uri, seq, status, ?cost, ok = result.is_ok());
         }
-        result
+        then(self, result?)
     }
 
     /// Queues a prepared push; with `flushed`, waits until it is written.
@@ -833,7 +852,7 @@ where
             .prepare(Kind::Pull, self.uri, self.arg, &self.options);
         let (session, uri, timeout) = (self.session, self.uri, self.options.timeout);
         PullFuture {
-            inner: Box::pin(async move { session.finish_pull(uri, prepared, timeout).await }),
+            inner: Box::pin(session.finish_pull(uri, timeout, move |_| prepared)),
         }
     }
 }
