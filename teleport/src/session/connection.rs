@@ -56,6 +56,26 @@
 //! without bound. Replies are
 //! still read while throttled: two peers whose write buffers are both full
 //! of pulls would otherwise wait on each other forever.
+//!
+//! # Write coalescing
+//!
+//! Callers that wait for replies send their next call as soon as the
+//! reply wakes them, and they run on other workers while this task goes
+//! on. A round that takes only a few of them and writes at once spends a
+//! `sendto` on those few, and the rest follow one write each: with 4
+//! connections of 64 pulls in flight on 2 cores, this task wrote about
+//! four frames per system call. So when a round has taken calls, at least
+//! [`COALESCE_MIN_IN_FLIGHT`] pulls wait for replies and the round took
+//! fewer than half as many calls as that, the task yields to the scheduler
+//! once before it writes: the callers queued behind it run, and the next
+//! round takes their calls and writes them all together. It never yields
+//! twice between two writes, so a call waits at most one pass of the
+//! scheduler's queue; with few pulls in flight (a single caller, say) it
+//! never yields. Measured on the 2-core machine (teleport-bench, 16 B
+//! echo, alternating builds): QPS with 64 pulls in flight on one
+//! connection rose 10-20%, with 64 on each of four connections it
+//! roughly doubled, p50 and p99 latency fell with it, and 1, 8 or 16 in
+//! flight did not change beyond the noise.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -118,6 +138,19 @@ enum Queued {
 const READ_RESERVE: usize = 64 * 1024;
 /// Rounds of work per poll before yielding to other tasks.
 const ROUNDS_PER_POLL: usize = 32;
+/// Pulls waiting for replies from which a round that took few calls yields
+/// once before writing (module docs, "Write coalescing"). Below it the
+/// callers are too few for a yield to gather more than it costs.
+const COALESCE_MIN_IN_FLIGHT: usize = 8;
+
+/// The write-coalescing rule (module docs, "Write coalescing"): yield once
+/// before writing when the round took some callers' calls (`took`), at
+/// least [`COALESCE_MIN_IN_FLIGHT`] pulls wait for replies (`in_flight`,
+/// counting those just taken) and the round took fewer than half as many
+/// calls as that; never twice in a row (`already`).
+fn coalesce_before_write(already: bool, took: usize, in_flight: usize) -> bool {
+    !already && took > 0 && in_flight >= COALESCE_MIN_IN_FLIGHT && took * 2 < in_flight
+}
 
 /// The life of a connection; the module doc has the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +224,9 @@ pub(crate) struct Connection<S> {
     /// The remote side's goaway pull was read.
     remote_going_away: bool,
     needs_flush: bool,
+    /// The last round yielded before its write to gather more calls; the
+    /// next one writes whatever it has.
+    coalesced: bool,
     write_deadline: Option<Pin<Box<Sleep>>>,
     read_deadline: Option<Pin<Box<Sleep>>>,
     /// The session's place among the peer's `max_sessions`, given back
@@ -235,6 +271,7 @@ where
             goaway_seq: None,
             remote_going_away: false,
             needs_flush: false,
+            coalesced: false,
             write_deadline: None,
             read_deadline,
             session,
@@ -246,6 +283,8 @@ where
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<CloseReason> {
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = false;
+            // Callers' calls this round took.
+            let mut took = 0;
 
             // The three signals below are polled once to register this
             // task's waker, then only once their token is cancelled: polling
@@ -299,6 +338,7 @@ where
                 }
                 let mut taken = std::mem::take(&mut self.taken);
                 if self.session.shared.commands.take(cx, &mut taken) {
+                    took = taken.len();
                     for cmd in taken.drain(..) {
                         let room = self.out.has_room() && self.backlog.is_empty();
                         self.on_command(cmd, room);
@@ -337,6 +377,14 @@ where
                     }
                 }
             }
+
+            // More callers' calls are on their way: let them come first.
+            if self.should_coalesce(took) {
+                self.coalesced = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.coalesced = false;
 
             // Everything queued, in as few writes as the socket allows.
             match self.write(cx) {
@@ -551,6 +599,12 @@ where
     }
 
     /// Writes the outbox out. `Ok(true)` if any byte was written.
+    /// Whether this round, having taken `took` callers' calls, yields once
+    /// before writing so that more can join them.
+    fn should_coalesce(&self, took: usize) -> bool {
+        coalesce_before_write(self.coalesced, took, self.pending.len())
+    }
+
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, CloseReason>> {
         let mut wrote = false;
         while !self.out.is_empty() {
@@ -856,7 +910,26 @@ mod tests {
     use std::future::IntoFuture;
     use std::time::Duration;
 
+    use super::{COALESCE_MIN_IN_FLIGHT, coalesce_before_write};
     use crate::{Ctx, Peer, PeerConfig, Router, Status};
+
+    #[test]
+    fn a_round_yields_before_writing_only_when_many_pulls_wait_and_few_calls_came() {
+        let many = 4 * COALESCE_MIN_IN_FLIGHT;
+        // A few calls while many pulls wait: more are on their way.
+        assert!(coalesce_before_write(false, 1, many));
+        assert!(coalesce_before_write(false, many / 2 - 1, many));
+        // Never twice in a row: the round after a yield writes.
+        assert!(!coalesce_before_write(true, 1, many));
+        // Nothing taken (replies only, or nothing new): write at once.
+        assert!(!coalesce_before_write(false, 0, many));
+        // Half or more of the pulls in flight came this round.
+        assert!(!coalesce_before_write(false, many / 2, many));
+        // A lone caller, or a handful: a yield would only add latency.
+        assert!(!coalesce_before_write(false, 1, 1));
+        assert!(!coalesce_before_write(false, 1, COALESCE_MIN_IN_FLIGHT - 1));
+        assert!(coalesce_before_write(false, 1, COALESCE_MIN_IN_FLIGHT));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn peers_with_full_write_buffers_still_read_replies() {
