@@ -143,6 +143,26 @@ async fn per_call_timeout_fires_and_the_session_keeps_working() {
     assert_eq!(ok, "still here");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_timeout_too_long_for_the_clock_waits_for_the_reply() {
+    // One pull in flight at most, so that the second waits for a free
+    // place: the caller then reads the clock itself; the first has its
+    // deadline set by the connection task.
+    let server = Peer::new(PeerConfig::default(), echo_router());
+    let addr = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Peer::new(PeerConfig::default().max_pulls_in_flight(1), Router::new());
+    let session = client.dial(addr).await.unwrap();
+    let slow = session
+        .pull::<_, u64>("/home/sleep", &200u64)
+        .timeout(Duration::MAX);
+    let waiting = session
+        .pull::<_, String>("/home/echo", &"after")
+        .timeout(Duration::MAX);
+    let (slow, waiting) = tokio::join!(slow, waiting);
+    assert_eq!(slow.unwrap(), 200);
+    assert_eq!(waiting.unwrap(), "after");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sides_pull_and_push_at_once_on_one_connection() {
     let (pushes_tx, mut pushes_rx) = mpsc::unbounded_channel::<String>();

@@ -32,6 +32,10 @@ pub struct PeerConfig {
     pub gzip: GzipLevel,
     /// How long a pull waits for its reply unless the call sets its own.
     /// `None` waits until the reply or the end of the session. Default 30 s.
+    /// It runs from when the session's connection task takes the pull
+    /// (the next pass of that task, microseconds after the call), or from
+    /// the call itself when the call first waits for a free place among
+    /// `max_pulls_in_flight`.
     pub pull_timeout: Option<Duration>,
     /// Whether a pull with a timeout tells the serving peer how long it
     /// will wait (a header extension Go v2.0 peers skip, see

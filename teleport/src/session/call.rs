@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{Command, PushSlot, Session, Shared, reply_slot};
+use super::{Command, Deadline, PushSlot, Session, Shared, reply_slot};
 
 /// Why a call on a session whose remote peer is going away was not sent.
 const GOING_AWAY: &str =
@@ -546,24 +546,30 @@ impl Session {
         let timeout = timeout.unwrap_or(self.shared.config.pull_timeout);
         let start =
             tracing::enabled!(target: "teleport::call", tracing::Level::DEBUG).then(Instant::now);
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let timed_out = || Error::Timeout {
             uri: uri.to_owned(),
             timeout: timeout.unwrap_or_default(),
         };
         let (tx, rx) = reply_slot::channel();
+        // Bounded pulls in flight: past the limit the caller waits for a
+        // slot, within its timeout. Only then does it read the clock; else
+        // the timeout runs from when the connection task takes the pull
+        // (in its next round; the task reads the clock once per round).
+        let (_slot, deadline) = match self.shared.pull_slots.try_take() {
+            Some(slot) => (slot, timeout.map(Deadline::After)),
+            None => {
+                // A timeout too long for the clock is no deadline.
+                let at = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
+                let slot = within(at, self.shared.pull_slots.take())
+                    .await
+                    .ok_or_else(timed_out)?;
+                (slot, at.map(Deadline::At))
+            }
+        };
         let cmd = Command::Pull {
             frame,
             reply: tx,
             deadline,
-        };
-        // Bounded pulls in flight: past the limit the caller waits for a
-        // slot, within its timeout.
-        let _slot = match self.shared.pull_slots.try_take() {
-            Some(slot) => slot,
-            None => within(deadline, self.shared.pull_slots.take())
-                .await
-                .ok_or_else(timed_out)?,
         };
         // Unbounded: the slot above bounds it.
         if self.shared.commands.send(cmd).is_err() {

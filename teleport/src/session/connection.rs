@@ -107,6 +107,17 @@ use crate::status::Status;
 /// after every call the remote side wrote before it.
 pub(crate) const GOAWAY_URI: &str = "/_teleport/goaway";
 
+/// When a pull stops waiting for its reply.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    /// Its timeout, from when the connection task takes it: the caller
+    /// reads no clock (the task reads one per round for all it takes).
+    After(Duration),
+    /// An instant the caller fixed (it read the clock anyway, to bound its
+    /// wait for a free slot).
+    At(tokio::time::Instant),
+}
+
 /// What callers ask the connection task to do.
 pub(crate) enum Command {
     /// Send a pull and deliver its reply to `reply`; past `deadline`,
@@ -114,7 +125,7 @@ pub(crate) enum Command {
     Pull {
         frame: Outgoing,
         reply: Waiter,
-        deadline: Option<tokio::time::Instant>,
+        deadline: Option<Deadline>,
     },
     /// Send a push; tell `flushed` once it is written.
     Push {
@@ -227,6 +238,10 @@ pub(crate) struct Connection<S> {
     /// The last round yielded before its write to gather more calls; the
     /// next one writes whatever it has.
     coalesced: bool,
+    /// This round's reading of the clock, taken when first needed: the
+    /// start of every call read and the deadline of every pull taken in
+    /// the round (one clock read per round instead of two per call).
+    clock: Option<tokio::time::Instant>,
     write_deadline: Option<Pin<Box<Sleep>>>,
     read_deadline: Option<Pin<Box<Sleep>>>,
     /// The session's place among the peer's `max_sessions`, given back
@@ -272,6 +287,7 @@ where
             remote_going_away: false,
             needs_flush: false,
             coalesced: false,
+            clock: None,
             write_deadline: None,
             read_deadline,
             session,
@@ -283,6 +299,7 @@ where
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<CloseReason> {
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = false;
+            self.clock = None;
             // Callers' calls this round took.
             let mut took = 0;
 
@@ -480,6 +497,11 @@ where
                     let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));
                     return;
                 }
+                let deadline = deadline.and_then(|deadline| match deadline {
+                    // A timeout too long for the clock is no deadline.
+                    Deadline::After(timeout) => self.now().checked_add(timeout),
+                    Deadline::At(at) => Some(at),
+                });
                 self.pending.insert(frame.seq, reply, deadline);
                 if room {
                     self.write_call(&mut frame);
@@ -599,6 +621,11 @@ where
     }
 
     /// Writes the outbox out. `Ok(true)` if any byte was written.
+    /// This round's clock reading (see `clock`).
+    fn now(&mut self) -> tokio::time::Instant {
+        *self.clock.get_or_insert_with(tokio::time::Instant::now)
+    }
+
     /// Whether this round, having taken `took` callers' calls, yields once
     /// before writing so that more can join them.
     fn should_coalesce(&self, took: usize) -> bool {
@@ -752,7 +779,8 @@ where
             }
         }
         if frame.header.kind != Kind::Reply {
-            self.inbound.start(&self.session, frame, &mut self.out);
+            let now = self.now();
+            self.inbound.start(&self.session, frame, now, &mut self.out);
             return;
         }
         let Some(reply) = self.pending.take(frame.header.seq) else {

@@ -94,7 +94,13 @@ impl Inbound {
 
     /// Routes an incoming pull, push or frame of an unknown type, and
     /// starts its handler (or answers it at once when nothing serves it).
-    pub(super) fn start(&mut self, session: &Session, mut frame: Frame, out: &mut Outbox) {
+    pub(super) fn start(
+        &mut self,
+        session: &Session,
+        mut frame: Frame,
+        start: Instant,
+        out: &mut Outbox,
+    ) {
         let route = match frame.header.kind {
             Kind::Pull => self.router.find_pull(frame.header.path()),
             Kind::Push => self.router.find_push(frame.header.path()),
@@ -131,8 +137,8 @@ impl Inbound {
         if session.config().log_bodies {
             tracing::trace!(target: "teleport::call", uri = %frame.header.uri, seq = frame.header.seq, body = %String::from_utf8_lossy(&frame.body), "incoming body");
         }
-        // One clock read for the call's start and its deadline.
-        let start = Instant::now();
+        // `start` is the connection round's clock reading: the call's
+        // start and the base of its deadline.
         let (ctx, body) = Ctx::new(session, frame, start, self.spare.pop());
         let deadline = ctx.deadline();
         let mut fut = CatchPanic(handler(ctx.clone(), body, self.spare_future.take()));

@@ -69,7 +69,7 @@ use crate::peer::{Peer, PeerConfig};
 use crate::router::Router;
 
 pub use call::{CallOptions, Pull, PullFuture, Push, PushFuture};
-pub(crate) use connection::Command;
+pub(crate) use connection::{Command, Deadline};
 pub use extensions::Extensions;
 
 /// A handle to one connection. Cheap to clone; all clones are the same session.
