@@ -65,9 +65,10 @@
 //! `sendto` on those few, and the rest follow one write each: with 4
 //! connections of 64 pulls in flight on 2 cores, this task wrote about
 //! four frames per system call. So when a round has taken calls, at least
-//! [`COALESCE_MIN_IN_FLIGHT`] pulls wait for replies and the round took
-//! fewer than half as many calls as that, the task yields to the scheduler
-//! once before it writes: the callers queued behind it run, and the next
+//! [`COALESCE_MIN_IN_FLIGHT`] pulls wait for replies, the round took
+//! fewer than half as many calls as that and less than
+//! [`COALESCE_MAX_QUEUED`] bytes wait to be written, the task yields to
+//! the scheduler once before it writes: the callers queued behind it run, and the next
 //! round takes their calls and writes them all together. It never yields
 //! twice between two writes, so a call waits at most one pass of the
 //! scheduler's queue; with few pulls in flight (a single caller, say) it
@@ -153,14 +154,23 @@ const ROUNDS_PER_POLL: usize = 32;
 /// once before writing (module docs, "Write coalescing"). Below it the
 /// callers are too few for a yield to gather more than it costs.
 const COALESCE_MIN_IN_FLIGHT: usize = 8;
+/// Queued bytes from which a round writes at once, whatever it took: a
+/// write this large pays for its system call already, and holding back
+/// large frames would only delay them.
+const COALESCE_MAX_QUEUED: usize = 16 * 1024;
 
 /// The write-coalescing rule (module docs, "Write coalescing"): yield once
 /// before writing when the round took some callers' calls (`took`), at
 /// least [`COALESCE_MIN_IN_FLIGHT`] pulls wait for replies (`in_flight`,
-/// counting those just taken) and the round took fewer than half as many
-/// calls as that; never twice in a row (`already`).
-fn coalesce_before_write(already: bool, took: usize, in_flight: usize) -> bool {
-    !already && took > 0 && in_flight >= COALESCE_MIN_IN_FLIGHT && took * 2 < in_flight
+/// counting those just taken), the round took fewer than half as many
+/// calls as that, and less than [`COALESCE_MAX_QUEUED`] bytes wait to be
+/// written (`queued`); never twice in a row (`already`).
+fn coalesce_before_write(already: bool, took: usize, in_flight: usize, queued: usize) -> bool {
+    !already
+        && took > 0
+        && in_flight >= COALESCE_MIN_IN_FLIGHT
+        && took * 2 < in_flight
+        && queued < COALESCE_MAX_QUEUED
 }
 
 /// The life of a connection; the module doc has the table.
@@ -629,7 +639,7 @@ where
     /// Whether this round, having taken `took` callers' calls, yields once
     /// before writing so that more can join them.
     fn should_coalesce(&self, took: usize) -> bool {
-        coalesce_before_write(self.coalesced, took, self.pending.len())
+        coalesce_before_write(self.coalesced, took, self.pending.len(), self.out.len())
     }
 
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, CloseReason>> {
@@ -938,25 +948,44 @@ mod tests {
     use std::future::IntoFuture;
     use std::time::Duration;
 
-    use super::{COALESCE_MIN_IN_FLIGHT, coalesce_before_write};
+    use super::{COALESCE_MAX_QUEUED, COALESCE_MIN_IN_FLIGHT, coalesce_before_write};
     use crate::{Ctx, Peer, PeerConfig, Router, Status};
 
     #[test]
-    fn a_round_yields_before_writing_only_when_many_pulls_wait_and_few_calls_came() {
+    fn a_round_yields_before_writing_only_when_many_pulls_wait_and_few_small_calls_came() {
         let many = 4 * COALESCE_MIN_IN_FLIGHT;
+        let small = 100;
         // A few calls while many pulls wait: more are on their way.
-        assert!(coalesce_before_write(false, 1, many));
-        assert!(coalesce_before_write(false, many / 2 - 1, many));
+        assert!(coalesce_before_write(false, 1, many, small));
+        assert!(coalesce_before_write(false, many / 2 - 1, many, small));
         // Never twice in a row: the round after a yield writes.
-        assert!(!coalesce_before_write(true, 1, many));
+        assert!(!coalesce_before_write(true, 1, many, small));
         // Nothing taken (replies only, or nothing new): write at once.
-        assert!(!coalesce_before_write(false, 0, many));
+        assert!(!coalesce_before_write(false, 0, many, small));
         // Half or more of the pulls in flight came this round.
-        assert!(!coalesce_before_write(false, many / 2, many));
+        assert!(!coalesce_before_write(false, many / 2, many, small));
         // A lone caller, or a handful: a yield would only add latency.
-        assert!(!coalesce_before_write(false, 1, 1));
-        assert!(!coalesce_before_write(false, 1, COALESCE_MIN_IN_FLIGHT - 1));
-        assert!(coalesce_before_write(false, 1, COALESCE_MIN_IN_FLIGHT));
+        assert!(!coalesce_before_write(false, 1, 1, small));
+        assert!(!coalesce_before_write(
+            false,
+            1,
+            COALESCE_MIN_IN_FLIGHT - 1,
+            small
+        ));
+        assert!(coalesce_before_write(
+            false,
+            1,
+            COALESCE_MIN_IN_FLIGHT,
+            small
+        ));
+        // Enough bytes for a write that pays for itself: write now.
+        assert!(coalesce_before_write(
+            false,
+            1,
+            many,
+            COALESCE_MAX_QUEUED - 1
+        ));
+        assert!(!coalesce_before_write(false, 1, many, COALESCE_MAX_QUEUED));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

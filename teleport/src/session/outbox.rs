@@ -82,7 +82,7 @@ impl Outbox {
     }
 
     /// Bytes queued and not yet written.
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.queued + self.buf.len()
     }
 
