@@ -68,8 +68,9 @@
 //! [`COALESCE_MIN_IN_FLIGHT`] pulls wait for replies, the round took
 //! fewer than half as many calls as that and less than
 //! [`COALESCE_MAX_QUEUED`] bytes wait to be written, the task yields to
-//! the scheduler once before it writes: the callers queued behind it run, and the next
-//! round takes their calls and writes them all together. It never yields
+//! the scheduler once before it writes: the callers queued behind it run,
+//! and the next round takes their calls and writes them all together
+//! (larger frames are written at once). It never yields
 //! twice between two writes, so a call waits at most one pass of the
 //! scheduler's queue; with few pulls in flight (a single caller, say) it
 //! never yields. Measured on the 2-core machine (teleport-bench, 16 B
@@ -94,7 +95,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::call::Outgoing;
 use super::inbound::Inbound;
 use super::outbox::{FlushWaiter, Outbox};
-use super::pending::{Pending, Waiter};
+use super::pending::{Deadline, Pending, Waiter};
 use super::{PushSlot, Session};
 use crate::error::Error;
 use crate::frame::{Decoded, Frame, FrameCodec, FrameError, Header, HeaderCodec, Kind};
@@ -107,17 +108,6 @@ use crate::status::Status;
 /// session and replies 200, a Go v2.0 peer replies 404. Either reply comes
 /// after every call the remote side wrote before it.
 pub(crate) const GOAWAY_URI: &str = "/_teleport/goaway";
-
-/// When a pull stops waiting for its reply.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Deadline {
-    /// Its timeout, from when the connection task takes it: the caller
-    /// reads no clock (the task reads one per round for all it takes).
-    After(Duration),
-    /// An instant the caller fixed (it read the clock anyway, to bound its
-    /// wait for a free slot).
-    At(tokio::time::Instant),
-}
 
 /// What callers ask the connection task to do.
 pub(crate) enum Command {
@@ -630,7 +620,6 @@ where
         }
     }
 
-    /// Writes the outbox out. `Ok(true)` if any byte was written.
     /// This round's clock reading (see `clock`).
     fn now(&mut self) -> tokio::time::Instant {
         *self.clock.get_or_insert_with(tokio::time::Instant::now)
@@ -642,6 +631,7 @@ where
         coalesce_before_write(self.coalesced, took, self.pending.len(), self.out.len())
     }
 
+    /// Writes the outbox out. `Ok(true)` if any byte was written.
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, CloseReason>> {
         let mut wrote = false;
         while !self.out.is_empty() {
@@ -953,39 +943,27 @@ mod tests {
 
     #[test]
     fn a_round_yields_before_writing_only_when_many_pulls_wait_and_few_small_calls_came() {
-        let many = 4 * COALESCE_MIN_IN_FLIGHT;
-        let small = 100;
+        let yields = |already, took, in_flight, queued| {
+            coalesce_before_write(already, took, in_flight, queued)
+        };
+        let (min, max) = (COALESCE_MIN_IN_FLIGHT, COALESCE_MAX_QUEUED);
+        let many = 4 * min;
         // A few calls while many pulls wait: more are on their way.
-        assert!(coalesce_before_write(false, 1, many, small));
-        assert!(coalesce_before_write(false, many / 2 - 1, many, small));
+        assert!(yields(false, 1, many, 100));
+        assert!(yields(false, many / 2 - 1, many, 100));
         // Never twice in a row: the round after a yield writes.
-        assert!(!coalesce_before_write(true, 1, many, small));
+        assert!(!yields(true, 1, many, 100));
         // Nothing taken (replies only, or nothing new): write at once.
-        assert!(!coalesce_before_write(false, 0, many, small));
+        assert!(!yields(false, 0, many, 100));
         // Half or more of the pulls in flight came this round.
-        assert!(!coalesce_before_write(false, many / 2, many, small));
+        assert!(!yields(false, many / 2, many, 100));
         // A lone caller, or a handful: a yield would only add latency.
-        assert!(!coalesce_before_write(false, 1, 1, small));
-        assert!(!coalesce_before_write(
-            false,
-            1,
-            COALESCE_MIN_IN_FLIGHT - 1,
-            small
-        ));
-        assert!(coalesce_before_write(
-            false,
-            1,
-            COALESCE_MIN_IN_FLIGHT,
-            small
-        ));
+        assert!(!yields(false, 1, 1, 100));
+        assert!(!yields(false, 1, min - 1, 100));
+        assert!(yields(false, 1, min, 100));
         // Enough bytes for a write that pays for itself: write now.
-        assert!(coalesce_before_write(
-            false,
-            1,
-            many,
-            COALESCE_MAX_QUEUED - 1
-        ));
-        assert!(!coalesce_before_write(false, 1, many, COALESCE_MAX_QUEUED));
+        assert!(yields(false, 1, many, max - 1));
+        assert!(!yields(false, 1, many, max));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

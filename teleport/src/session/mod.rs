@@ -69,8 +69,9 @@ use crate::peer::{Peer, PeerConfig};
 use crate::router::Router;
 
 pub use call::{CallOptions, Pull, PullFuture, Push, PushFuture};
-pub(crate) use connection::{Command, Deadline};
+pub(crate) use connection::Command;
 pub use extensions::Extensions;
+pub(crate) use pending::Deadline;
 
 /// A handle to one connection. Cheap to clone; all clones are the same session.
 ///

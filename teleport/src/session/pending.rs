@@ -42,6 +42,17 @@ pub(crate) fn timed_out() -> Error {
     }
 }
 
+/// When a pull stops waiting for its reply.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    /// Its timeout, from when the connection task takes it: the caller
+    /// reads no clock (the task reads one per round for all it takes).
+    After(Duration),
+    /// An instant the caller fixed (it read the clock anyway, to bound its
+    /// wait for a free slot).
+    At(tokio::time::Instant),
+}
+
 struct Entry {
     waiter: Waiter,
     deadline: Option<Instant>,
