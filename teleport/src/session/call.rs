@@ -558,8 +558,8 @@ impl Session {
         let (_slot, deadline) = match self.shared.pull_slots.try_take() {
             Some(slot) => (slot, timeout.map(Deadline::After)),
             None => {
-                // A timeout too long for the clock is no deadline.
-                let at = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
+                let now = tokio::time::Instant::now();
+                let at = timeout.and_then(|t| Deadline::After(t).at(now));
                 let slot = within(at, self.shared.pull_slots.take())
                     .await
                     .ok_or_else(timed_out)?;

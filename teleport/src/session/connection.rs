@@ -497,11 +497,7 @@ where
                     let _ = reply.send(Err(Error::not_sent(frame.uri(), reason)));
                     return;
                 }
-                let deadline = deadline.and_then(|deadline| match deadline {
-                    // A timeout too long for the clock is no deadline.
-                    Deadline::After(timeout) => self.now().checked_add(timeout),
-                    Deadline::At(at) => Some(at),
-                });
+                let deadline = deadline.and_then(|deadline| deadline.at(self.now()));
                 self.pending.insert(frame.seq, reply, deadline);
                 if room {
                     self.write_call(&mut frame);

@@ -53,6 +53,17 @@ pub(crate) enum Deadline {
     At(tokio::time::Instant),
 }
 
+impl Deadline {
+    /// The instant it names, an `After` counted from `now`; `None` (no
+    /// deadline) for a timeout too long for the clock.
+    pub(crate) fn at(self, now: Instant) -> Option<Instant> {
+        match self {
+            Deadline::After(timeout) => now.checked_add(timeout),
+            Deadline::At(at) => Some(at),
+        }
+    }
+}
+
 struct Entry {
     waiter: Waiter,
     deadline: Option<Instant>,
