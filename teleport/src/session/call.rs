@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{Command, Deadline, PushSlot, Session, Shared, reply_slot};
+use super::reply_slot::{self, Replied};
+use super::{Command, Deadline, PushSlot, Session, Shared};
 
 /// Why a call on a session whose remote peer is going away was not sent.
 const GOING_AWAY: &str =
@@ -276,7 +277,7 @@ impl Session {
             uri,
             options.timeout,
             move |session| session.prepare_raw(Kind::Pull, uri, gzip, body, &options),
-            |_, reply| Ok(reply),
+            |_, reply| Ok(reply.into_frame()),
         )
         .await
     }
@@ -507,15 +508,15 @@ impl Session {
         prepare: impl FnOnce(&Self) -> Prepared,
     ) -> impl Future<Output = Result<Resp, Error>> {
         self.send_pull_then(uri, timeout, prepare, move |session, reply| {
-            let status = reply.header.status_code;
+            let status = reply.status_code;
             // Go v2.0 always sets 200; 0 (the field left out) is read as success too.
             if status != crate::status::code::OK && status != 0 {
-                return Err(Error::remote_status(uri, reply.header.status()));
+                return Err(Error::remote_status(uri, reply.status()));
             }
             let config = &session.shared.config;
             Ok(decode_section_bytes(
                 &reply.body,
-                reply.header.gzip,
+                reply.gzip,
                 &config.codecs,
                 config.max_frame_size,
             )?)
@@ -535,7 +536,7 @@ impl Session {
         uri: &str,
         timeout: Option<Option<Duration>>,
         prepare: impl FnOnce(&Self) -> Prepared,
-        then: impl FnOnce(&Self, Frame) -> Result<R, Error>,
+        then: impl FnOnce(&Self, Replied) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let call = prepare(self)?;
         if self.is_going_away() {
@@ -591,7 +592,7 @@ impl Session {
         if let Some(start) = start {
             let cost = start.elapsed();
             let status = match &result {
-                Ok(f) => f.header.status_code,
+                Ok(reply) => reply.status_code,
                 Err(Error::Status { status, .. }) => status.code(),
                 Err(_) => 0,
             };

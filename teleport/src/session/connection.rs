@@ -96,6 +96,7 @@ use super::call::Outgoing;
 use super::inbound::Inbound;
 use super::outbox::{FlushWaiter, Outbox};
 use super::pending::{Deadline, Pending, Waiter};
+use super::reply_slot::Replied;
 use super::{PushSlot, Session};
 use crate::error::Error;
 use crate::frame::{Decoded, Frame, FrameCodec, FrameError, Header, HeaderCodec, Kind};
@@ -798,7 +799,7 @@ where
                 return;
             }
         }
-        let _ = reply.send(Ok(frame));
+        let _ = reply.send(Ok(Replied::of(frame)));
     }
 }
 
