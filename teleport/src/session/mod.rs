@@ -45,6 +45,7 @@
 //! # Ok(()) }
 //! ```
 
+mod by_seq;
 mod call;
 mod commands;
 mod connection;

@@ -20,7 +20,7 @@
 //! once per pull (which cost about 750 instructions per call).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Context;
@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
+use super::by_seq::BySeq;
 use crate::error::Error;
 
 pub(crate) use super::reply_slot::Waiter;
@@ -69,12 +70,10 @@ struct Entry {
     deadline: Option<Instant>,
 }
 
-/// Waiting pulls by sequence number. The keys are our own sequence
-/// numbers, so a fast hash is safe (std's SipHash cost ~400 instructions
-/// per call here).
+/// Waiting pulls by sequence number (see [`BySeq`]).
 #[derive(Default)]
 pub(super) struct Pending {
-    waiting: HashMap<u64, Entry, foldhash::fast::RandomState>,
+    waiting: BySeq<Entry>,
     /// `(deadline, seq)` of the pulls that have one, earliest on top;
     /// entries whose seq has left `waiting` are stale.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -108,17 +107,17 @@ impl Pending {
     /// Whether the pull with this seq still waits (its caller has not
     /// stopped waiting and its deadline has not passed).
     pub(super) fn contains(&self, seq: u64) -> bool {
-        self.waiting.contains_key(&seq)
+        self.waiting.contains(seq)
     }
 
     /// Takes the waiter of the pull a reply answers, if it still waits.
     pub(super) fn take(&mut self, seq: u64) -> Option<Waiter> {
-        self.waiting.remove(&seq).map(|entry| entry.waiter)
+        self.waiting.remove(seq).map(|entry| entry.waiter)
     }
 
     /// Forgets a pull whose caller stopped waiting.
     pub(super) fn cancel(&mut self, seq: u64) {
-        self.waiting.remove(&seq);
+        self.waiting.remove(seq);
     }
 
     /// How many pulls wait for a reply.
@@ -136,7 +135,7 @@ impl Pending {
     /// (The connection ends the pulls of its backlog, never written, with
     /// [`Error::NotSent`] before it calls this.)
     pub(super) fn fail_all(&mut self, reason: &str) {
-        for (_, entry) in self.waiting.drain() {
+        for entry in self.waiting.drain() {
             let _ = entry.waiter.send(Err(Error::closed(reason)));
         }
         self.deadlines.clear();
@@ -164,7 +163,7 @@ impl Pending {
         while let Some(&Reverse((at, seq))) = self.deadlines.peek() {
             let live = self
                 .waiting
-                .get(&seq)
+                .get(seq)
                 .is_some_and(|entry| entry.deadline == Some(at));
             if live && at > now {
                 self.arm(at);
@@ -174,7 +173,7 @@ impl Pending {
             }
             self.deadlines.pop();
             if live {
-                if let Some(entry) = self.waiting.remove(&seq) {
+                if let Some(entry) = self.waiting.remove(seq) {
                     let _ = entry.waiter.send(Err(timed_out()));
                 }
             }
@@ -197,7 +196,7 @@ impl Pending {
         let waiting = &self.waiting;
         self.deadlines.retain(|Reverse((at, seq))| {
             waiting
-                .get(seq)
+                .get(*seq)
                 .is_some_and(|entry| entry.deadline == Some(*at))
         });
     }
