@@ -9,14 +9,17 @@
 //! `max_pulls_in_flight` and pushes by `send_queue`, whose slots their
 //! callers hold.
 //!
+//! The mutex is `parking_lot`'s, which does not check for poisoning at
+//! every lock and unlock as std's does (nothing panics while holding it).
+//!
 //! Only the caller that finds the queue empty wakes the connection task:
 //! any other finds a wake-up already on its way, since the task empties
 //! the queue only after registering its waker.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Context;
 
 use futures_util::task::AtomicWaker;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::Command;
 
@@ -44,8 +47,7 @@ impl Commands {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Nothing panics while holding it; a poisoned queue is still whole.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock()
     }
 
     /// Queues `cmd` for the connection task.
