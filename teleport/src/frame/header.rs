@@ -293,55 +293,88 @@ pub(crate) use crate::router::uri::split as split_uri;
 fn decode_proto_fast(whole: &Bytes, range: std::ops::Range<usize>) -> Option<Header> {
     /// Most of a header's varints are one byte (tags, kind, gzip) or two
     /// or three (a status code, a sequence number, a timeout in ms): those
-    /// are read inline; longer ones go to prost's decoder.
+    /// are read inline; longer ones go to prost's decoder. `at` moves past it.
     #[inline(always)]
-    fn varint(src: &mut &[u8]) -> Option<u64> {
-        let (value, len) = match **src {
-            [b0, ..] if b0 < 0x80 => (u64::from(b0), 1),
-            [b0, b1, ..] if b1 < 0x80 => (u64::from(b0 & 0x7f) | u64::from(b1) << 7, 2),
-            [b0, b1, b2, ..] if b2 < 0x80 => (
-                u64::from(b0 & 0x7f) | u64::from(b1 & 0x7f) << 7 | u64::from(b2) << 14,
-                3,
-            ),
-            [] => return None,
-            _ => return prost::encoding::decode_varint(src).ok(),
-        };
-        *src = &src[len..];
+    fn varint(src: &[u8], at: &mut usize) -> Option<u64> {
+        let i = *at;
+        let b0 = *src.get(i)?;
+        if b0 < 0x80 {
+            *at = i + 1;
+            return Some(u64::from(b0));
+        }
+        let b1 = *src.get(i + 1)?;
+        if b1 < 0x80 {
+            *at = i + 2;
+            return Some(u64::from(b0 & 0x7f) | u64::from(b1) << 7);
+        }
+        let b2 = *src.get(i + 2)?;
+        if b2 < 0x80 {
+            *at = i + 3;
+            return Some(u64::from(b0 & 0x7f) | u64::from(b1 & 0x7f) << 7 | u64::from(b2) << 14);
+        }
+        let mut rest = &src[i..];
+        let value = prost::encoding::decode_varint(&mut rest).ok()?;
+        *at = src.len() - rest.len();
         Some(value)
     }
-    /// A string field: a slice of `whole` (UTF-8 checked once, by
-    /// `ByteString`), or the static "OK" of every successful reply. `src`
-    /// ends where `whole[..end]` does.
+    /// A length-delimited field's range in `src`; `at` moves past it.
     #[inline(always)]
-    fn string(whole: &Bytes, end: usize, src: &mut &[u8]) -> Option<ByteString> {
-        let len = usize::try_from(varint(src)?).ok()?;
-        let bytes = src.get(..len)?;
-        let start = end - src.len();
-        *src = &src[len..];
-        if bytes == b"OK" {
-            return Some(ByteString::from_static("OK"));
-        }
-        ByteString::try_from(whole.slice(start..start + len)).ok()
+    fn field(src: &[u8], at: &mut usize) -> Option<std::ops::Range<usize>> {
+        let len = usize::try_from(varint(src, at)?).ok()?;
+        let start = *at;
+        let end = start.checked_add(len).filter(|&end| end <= src.len())?;
+        *at = end;
+        Some(start..end)
     }
-    let end = range.end;
-    let mut src = whole.get(range)?;
-    let mut header = Header::default();
-    let mut kind = 0i32;
-    while !src.is_empty() {
-        // Field number << 3 | wire type: 0 varint, 2 length-delimited.
-        match varint(&mut src)? {
-            0x08 => header.seq = varint(&mut src)?,
-            0x10 => kind = varint(&mut src)? as i32,
-            0x1a => header.uri = string(whole, end, &mut src)?,
-            0x20 => header.gzip = varint(&mut src)? as i32,
-            0x28 => header.status_code = varint(&mut src)? as i32,
-            0x32 => header.status = string(whole, end, &mut src)?,
-            0x78 => header.timeout_ms = varint(&mut src)?,
+    let base = range.start;
+    let src = whole.get(range)?;
+    // The fields as they come (the last of a repeated one wins, as in
+    // prost); the strings are sliced out of `whole` once, at the end.
+    let (mut seq, mut kind, mut gzip, mut status_code, mut timeout_ms) = (0, 0i32, 0, 0, 0);
+    let (mut uri, mut status) = (0..0, 0..0);
+    let mut at = 0;
+    while at < src.len() {
+        // Field number << 3 | wire type (0 varint, 2 length-delimited): one
+        // byte for every field here; anything else is left to prost.
+        let key = src[at];
+        at += 1;
+        match key {
+            0x08 => seq = varint(src, &mut at)?,
+            0x10 => kind = varint(src, &mut at)? as i32,
+            0x1a => uri = field(src, &mut at)?,
+            0x20 => gzip = varint(src, &mut at)? as i32,
+            0x28 => status_code = varint(src, &mut at)? as i32,
+            0x32 => status = field(src, &mut at)?,
+            0x78 => timeout_ms = varint(src, &mut at)?,
             _ => return None,
         }
     }
-    header.kind = Kind::from_wire(kind);
-    Some(header)
+    Some(Header {
+        seq,
+        kind: Kind::from_wire(kind),
+        uri: string(whole, base, src, uri)?,
+        gzip,
+        status_code,
+        status: string(whole, base, src, status)?,
+        timeout_ms,
+    })
+}
+
+/// The string field at `range` of a header `src` that starts at `base` in
+/// `whole`: a slice of `whole` (UTF-8 checked once, by `ByteString`), or the
+/// static "OK" of every successful reply.
+#[inline(always)]
+fn string(
+    whole: &Bytes,
+    base: usize,
+    src: &[u8],
+    range: std::ops::Range<usize>,
+) -> Option<ByteString> {
+    match &src[range.clone()] {
+        b"" => Some(ByteString::new()),
+        b"OK" => Some(ByteString::from_static("OK")),
+        _ => ByteString::try_from(whole.slice(base + range.start..base + range.end)).ok(),
+    }
 }
 
 /// The protobuf form of the header, as Go Teleport's gogo-protobuf defines it.
