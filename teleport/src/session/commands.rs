@@ -19,7 +19,7 @@
 use std::task::Context;
 
 use futures_util::task::AtomicWaker;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use super::Command;
 
@@ -46,10 +46,6 @@ impl Commands {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock()
-    }
-
     /// Queues `cmd` for the connection task.
     ///
     /// # Errors
@@ -57,7 +53,7 @@ impl Commands {
     /// Gives `cmd` back when the connection task takes no more (the
     /// session has ended): it was not sent.
     pub(crate) fn send(&self, cmd: Command) -> Result<(), Command> {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         if inner.closed {
             return Err(cmd);
         }
@@ -77,7 +73,7 @@ impl Commands {
     pub(crate) fn take(&self, cx: &Context<'_>, into: &mut Vec<Command>) -> bool {
         debug_assert!(into.is_empty());
         self.waker.register(cx.waker());
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         if inner.queue.is_empty() {
             return false;
         }
@@ -87,7 +83,7 @@ impl Commands {
 
     /// Takes no more commands, and returns those still queued.
     pub(crate) fn close(&self) -> Vec<Command> {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         inner.closed = true;
         std::mem::take(&mut inner.queue)
     }

@@ -22,7 +22,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::frame::{Frame, Header, HeaderCodec, Kind};
@@ -35,8 +35,9 @@ pub(crate) type Result_ = Result<Replied, Error>;
 /// reads. Its kind is always [`Kind::Reply`] and a reply carries no
 /// timeout, so neither is kept: at 120 bytes (a [`Frame`] is 136) it is
 /// moved between the connection task, the slot and the caller's future
-/// with a few register copies instead of a `memcpy` call each time (about
-/// 250 instructions per call over the seven moves).
+/// with a few register copies instead of a `memcpy` call each time (the
+/// calls cost about 170 instructions per call over the seven moves, the
+/// copies about 70).
 #[derive(Debug)]
 pub(crate) struct Replied {
     pub(crate) header_codec: HeaderCodec,
@@ -116,12 +117,6 @@ struct State {
     dropped: bool,
 }
 
-impl Slot {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock()
-    }
-}
-
 /// A new slot's two ends (a spare slot of this thread's, if it has one).
 pub(crate) fn channel() -> (Waiter, Outcome) {
     let slot = SPARE
@@ -153,7 +148,7 @@ impl Waiter {
         }
         self.sent = true;
         let waker = {
-            let mut state = self.slot.lock();
+            let mut state = self.slot.state.lock();
             state.outcome = Some(outcome);
             state.waker.take()
         };
@@ -175,7 +170,7 @@ impl Drop for Waiter {
             return;
         }
         let waker = {
-            let mut state = self.slot.lock();
+            let mut state = self.slot.state.lock();
             state.dropped = true;
             state.waker.take()
         };
@@ -203,7 +198,7 @@ impl Future for Outcome {
         let Some(slot) = self.slot.as_ref() else {
             return Poll::Ready(Err(Dropped));
         };
-        let mut state = slot.lock();
+        let mut state = slot.state.lock();
         if let Some(outcome) = state.outcome.take() {
             drop(state);
             self.recycle();
