@@ -177,7 +177,9 @@ impl Header {
 
     /// Appends the header encoded with `codec` to `dst` (without the codec id byte).
     pub fn encode(&self, codec: HeaderCodec, dst: &mut BytesMut) {
-        self.as_ref().encode(codec, dst);
+        let header = self.as_ref();
+        dst.reserve(header.max_encoded_len());
+        header.encode(codec, dst);
     }
 
     /// The header as borrowed parts, to encode without copying its strings.
@@ -426,8 +428,8 @@ pub(crate) struct HeaderRef<'a> {
 
 impl HeaderRef<'_> {
     /// The most bytes the protobuf form of this header can take: the room
-    /// [`HeaderRef::encode`] fills in place, and so the room a frame
-    /// reserves for its header (a JSON header grows the buffer itself).
+    /// a caller of [`HeaderRef::encode`] reserves, so that the encoder
+    /// never grows the buffer (a JSON header grows it itself).
     pub(crate) fn max_encoded_len(&self) -> usize {
         /// The varints of five fields of 11 bytes (a key and a 10-byte
         /// varint) and two string keys with their lengths, at most.
@@ -456,11 +458,12 @@ impl HeaderRef<'_> {
     }
 
     /// Protobuf, zero values left out, as prost encodes it, byte by byte
-    /// into `dst` after one reservation of the longest form (each byte a
-    /// store and a length update; each string copied once). This runs for
-    /// every frame written; writing into zero-filled room and cutting off
-    /// what was left over cost about 100 instructions more per header (the
-    /// fill and a bounds check per byte).
+    /// into `dst`, whose caller reserved room for the longest form
+    /// ([`HeaderRef::max_encoded_len`]; each byte a store and a length
+    /// update, each string copied once). This runs for every frame
+    /// written; writing into zero-filled room and cutting off what was left
+    /// over cost about 60 instructions more per header (the fill and a
+    /// bounds check per byte).
     fn encode_proto(&self, dst: &mut impl FrameBuf) {
         #[inline(always)]
         fn varint(dst: &mut impl FrameBuf, mut v: u64) {
@@ -480,7 +483,6 @@ impl HeaderRef<'_> {
             field(dst, key, text.len() as u64);
             dst.put_slice(text.as_bytes());
         }
-        dst.reserve_more(self.max_encoded_len());
         // Keys are field number << 3 | wire type (0 varint, 2 bytes);
         // int32 values are sign-extended to 64 bits, as in prost.
         if self.seq != 0 {
