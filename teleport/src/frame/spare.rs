@@ -146,9 +146,16 @@ mod tests {
             give(Vec::with_capacity(64));
         }
         let kept = SPARE.with(|spare| spare.borrow().len());
-        assert!(kept <= KEEP, "{kept}");
-        let shared = SHARED.lock().unwrap().len();
-        assert!(shared <= SHARED_KEEP, "{shared}");
+        // The list filled to KEEP, then spilled a batch each time it was
+        // full: the rest went to the shared list.
+        assert_eq!(kept, KEEP);
+        assert_eq!(SHARED.lock().unwrap().len(), KEEP);
+        // Past SHARED_KEEP, spilled batches are freed.
+        for _ in 0..SHARED_KEEP * 2 {
+            give(Vec::with_capacity(64));
+        }
+        assert_eq!(SHARED.lock().unwrap().len(), SHARED_KEEP);
+        assert_eq!(SPARE.with(|spare| spare.borrow().len()), KEEP);
     }
 
     /// Buffers given back on another thread than the one that took them

@@ -48,8 +48,11 @@ impl<V> BySeq<V> {
         seq as usize & (self.ring.len() - 1)
     }
 
-    /// Adds (or replaces) the entry of `seq`.
+    /// Adds the entry of `seq`, which has none (a session's sequence
+    /// numbers are used once; an entry still in the ring is replaced, but
+    /// one kept in `others` would be shadowed, hence the debug check).
     pub(super) fn insert(&mut self, seq: u64, value: V) {
+        debug_assert!(!self.others.contains_key(&seq), "seq {seq} inserted twice");
         if self.ring.is_empty() {
             self.ring.resize_with(FIRST_SLOTS, || None);
         }
@@ -201,32 +204,31 @@ mod tests {
         assert!(map.is_empty());
     }
 
+    /// 64 pulls in flight from `first` on, their replies coming back in
+    /// order, each answered pull making room for the next, to 100,000.
+    fn sixty_four_in_flight(map: &mut BySeq<()>, first: u64) {
+        for seq in first..first + 64 {
+            map.insert(seq, ());
+        }
+        for seq in first + 64..100_000 {
+            assert!(map.remove(seq - 64).is_some());
+            map.insert(seq, ());
+        }
+    }
+
     /// With 64 pulls in flight the ring stays small and nothing goes to
     /// the hash map; one pull that never ends does not make it grow.
     #[test]
     fn steady_traffic_stays_in_a_small_ring() {
         let mut map = BySeq::default();
-        for seq in 0..64u64 {
-            map.insert(seq, ());
-        }
-        for seq in 64..100_000u64 {
-            // Replies come back in order, each answered pull making room.
-            assert!(map.remove(seq - 64).is_some());
-            map.insert(seq, ());
-        }
+        sixty_four_in_flight(&mut map, 0);
         assert_eq!(map.len(), 64);
         assert!(map.others.is_empty());
         assert!(map.ring.len() <= 256, "{}", map.ring.len());
 
         let mut map = BySeq::default();
         map.insert(0, ());
-        for seq in 1..65u64 {
-            map.insert(seq, ());
-        }
-        for seq in 65..100_000u64 {
-            assert!(map.remove(seq - 64).is_some());
-            map.insert(seq, ());
-        }
+        sixty_four_in_flight(&mut map, 1);
         assert_eq!(map.len(), 65);
         assert!(map.contains(0), "the pull that never ends");
         assert!(map.ring.len() <= 512, "{}", map.ring.len());
