@@ -36,6 +36,11 @@ pub struct FrameCodec {
     first: bool,
     /// Bytes of an oversized body still to discard ([`FrameCodec::decode_next`]).
     skip: usize,
+    /// The length of the frame being received, as far as its buffered
+    /// bytes tell: its whole length once both length fields are in, its
+    /// head's once the header length is; 0 when no frame is partly
+    /// buffered ([`FrameCodec::awaiting`]).
+    awaiting: usize,
 }
 
 impl Default for FrameCodec {
@@ -64,12 +69,21 @@ impl FrameCodec {
             max_frame_size,
             first: true,
             skip: 0,
+            awaiting: 0,
         }
     }
 
     /// The configured limit.
     pub fn max_frame_size(&self) -> usize {
         self.max_frame_size
+    }
+
+    /// The length of the frame being received, when its first bytes are
+    /// buffered but not all of it (the head's length until both length
+    /// fields are in); 0 otherwise. What a reader sizes its next read by
+    /// ([`Decoder::decode`] reserves it in the buffer).
+    pub(crate) fn awaiting(&self) -> usize {
+        self.awaiting
     }
 
     fn check(&self, part: &'static str, len: usize) -> Result<(), FrameError> {
@@ -107,6 +121,7 @@ impl FrameCodec {
         src: &mut BytesMut,
         skip_oversized: bool,
     ) -> Result<Option<Decoded>, FrameError> {
+        self.awaiting = 0;
         if src.len() < 4 {
             return Ok(None);
         }
@@ -122,7 +137,7 @@ impl FrameCodec {
             if let Some(e) = self.not_teleport(src) {
                 return Err(e);
             }
-            src.reserve(head - src.len());
+            self.awaiting = head;
             return Ok(None);
         }
         let header_codec = HeaderCodec::from_id(src[4]).ok_or_else(|| {
@@ -149,7 +164,7 @@ impl FrameCodec {
         }
         let total = head + body_len;
         if src.len() < total {
-            src.reserve(total - src.len());
+            self.awaiting = total;
             return Ok(None);
         }
         // One split of the read buffer for the whole frame: the header's
@@ -198,7 +213,11 @@ impl Decoder for FrameCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         match self.decode_inner(src, false)? {
             Some(Decoded::Frame(frame)) => Ok(Some(frame)),
-            Some(Decoded::Oversized { .. }) | None => Ok(None),
+            Some(Decoded::Oversized { .. }) => Ok(None),
+            None => {
+                src.reserve(self.awaiting.saturating_sub(src.len()));
+                Ok(None)
+            }
         }
     }
 
@@ -431,6 +450,36 @@ mod tests {
             assert_eq!(got, vec![sample(), sample()], "cut at {cut}");
             assert!(buf.is_empty());
         }
+    }
+
+    /// What a session sizes its reads by: nothing while no length field is
+    /// in, the head while only the header length is, then the whole frame;
+    /// nothing again once it is decoded. The tokio-util decoder reserves it.
+    #[test]
+    fn awaiting_tells_the_length_of_the_frame_being_received() {
+        let mut whole = BytesMut::new();
+        let mut codec = FrameCodec::default();
+        codec.encode(&sample(), &mut whole).unwrap();
+        let header_len = be_u32(&whole);
+        let head = 4 + header_len + 4;
+        for cut in 0..whole.len() {
+            let mut buf = BytesMut::from(&whole[..cut]);
+            assert!(codec.decode_next(&mut buf).unwrap().is_none());
+            let expected = match cut {
+                0..4 => 0,
+                _ if cut < head => head,
+                _ => whole.len(),
+            };
+            assert_eq!(codec.awaiting(), expected, "cut at {cut}");
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            assert!(
+                buf.capacity() >= expected,
+                "cut at {cut}: room for the rest"
+            );
+        }
+        let mut buf = whole.clone();
+        assert!(codec.decode_next(&mut buf).unwrap().is_some());
+        assert_eq!(codec.awaiting(), 0);
     }
 
     #[test]

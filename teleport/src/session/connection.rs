@@ -139,6 +139,13 @@ enum Queued {
 
 /// How much free room the read buffer keeps before each read.
 const READ_RESERVE: usize = 64 * 1024;
+/// When the read buffer must grow for a frame, how many more frames of its
+/// size the new buffer has room for ([`Connection::reserve_read`]).
+const READ_BURST_FRAMES: usize = 4;
+/// The most room a new read buffer is given beyond the frame being
+/// received: large frames are still received whole, with fewer after them
+/// in the same buffer.
+const READ_BURST_MAX: usize = 1024 * 1024;
 /// Rounds of work per poll before yielding to other tasks.
 const ROUNDS_PER_POLL: usize = 32;
 /// Pulls waiting for replies from which a round that took few calls yields
@@ -591,9 +598,7 @@ where
             }
             progress = true;
         }
-        if self.rbuf.capacity() - self.rbuf.len() < READ_RESERVE / 4 {
-            self.rbuf.reserve(READ_RESERVE);
-        }
+        self.reserve_read();
         match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
             Poll::Ready(Ok(0)) => Poll::Ready(Err(if self.rbuf.is_empty() {
                 CloseReason::RemoteClosed
@@ -615,6 +620,29 @@ where
             Poll::Pending if progress => Poll::Ready(Ok(true)),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// Makes room in the read buffer for the next read: at least
+    /// `READ_RESERVE / 4` bytes, and the rest of the frame being received.
+    ///
+    /// Frames already read are slices of the buffer, so while any is alive
+    /// (a handler's argument, a reply on its way to its caller) reserving
+    /// cannot grow the buffer in place: it allocates a new one and copies
+    /// the part of the next frame already read. With large frames that
+    /// copy is most of a frame, so the new buffer holds the rest of this
+    /// frame and [`READ_BURST_FRAMES`] more of its size (up to
+    /// [`READ_BURST_MAX`]): the copy then comes once every few frames
+    /// instead of once or twice per frame.
+    fn reserve_read(&mut self) {
+        let awaiting = self.codec.awaiting();
+        let missing = awaiting.saturating_sub(self.rbuf.len());
+        if self.rbuf.capacity() - self.rbuf.len() >= missing.max(READ_RESERVE / 4) {
+            return;
+        }
+        let burst = awaiting
+            .saturating_mul(READ_BURST_FRAMES)
+            .clamp(READ_RESERVE, READ_BURST_MAX);
+        self.rbuf.reserve(missing + burst);
     }
 
     /// This round's clock reading (see `clock`).
