@@ -19,6 +19,6 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| CodecError::decode("string", e))?;
+    let text = super::utf8(bytes).map_err(|e| CodecError::decode("string", e))?;
     serde_plain::from_str(text).map_err(|e| CodecError::decode("string", e))
 }
