@@ -62,9 +62,10 @@ const LONG_TEXT: usize = 64;
 
 /// A bincode body, read by bincode's own deserializer, except when the
 /// body is one string (an argument or reply of type `String`) of
-/// [`LONG_TEXT`] bytes or more: its bytes are then checked as UTF-8 by [`super::utf8`], 64 bytes per step where
-/// std's checker, which bincode calls, takes 16. A string whose length
-/// prefix or bytes are wrong goes to bincode too, for bincode's error.
+/// [`LONG_TEXT`] bytes or more: its bytes are then checked as UTF-8 by
+/// [`super::utf8`], 64 bytes per step where std's checker, which bincode
+/// calls, takes 16. A string whose length prefix or bytes are wrong goes
+/// to bincode too, for bincode's error.
 ///
 /// Only the body's outermost value can be seen here: strings inside
 /// structs are bincode's to read.
