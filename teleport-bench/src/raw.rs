@@ -1,7 +1,8 @@
 //! The raw baseline: the ceiling for a multiplexed request/reply protocol.
 //!
-//! Frames are tokio-util length-delimited frames (a 4-byte big-endian
-//! length, then the frame) whose first 8 bytes are the request id:
+//! Frames are length-delimited frames (a 4-byte big-endian length, then
+//! the frame, as tokio-util's `LengthDelimitedCodec` writes them) whose
+//! first 8 bytes are the request id:
 //!
 //! ```text
 //! +------------+------------+-------------+
@@ -26,12 +27,12 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 
 /// Stop taking new work while this much is waiting to be written.
 const WRITE_HIGH_WATER: usize = 1 << 20;
 /// Free room kept in the read buffer before each read.
 const READ_RESERVE: usize = 64 * 1024;
+const MAX_FRAME: usize = 8 * 1024 * 1024;
 /// Rounds of work per poll before yielding to other tasks.
 const ROUNDS: usize = 32;
 
@@ -90,13 +91,45 @@ fn poll_write_all<S: AsyncWrite + Unpin>(
 }
 
 /// Reads once into `rbuf`. `Ok(true)` if bytes came, `Err` at EOF or error.
+/// The length (length field included) of the frame whose first bytes are
+/// buffered; 0 when no length field is in.
+fn awaiting(rbuf: &[u8]) -> usize {
+    match rbuf.first_chunk::<4>() {
+        Some(len) => 4 + u32::from_be_bytes(*len) as usize,
+        None => 0,
+    }
+}
+
+/// The next whole frame in `rbuf` (length field stripped), as
+/// tokio-util's `LengthDelimitedCodec` reads it, or `None` when it is not
+/// all in yet. Frames over 8 MiB (the codec's default limit) are an error.
+fn next_frame(rbuf: &mut BytesMut) -> Result<Option<BytesMut>, ()> {
+    let total = awaiting(rbuf);
+    if total > MAX_FRAME + 4 {
+        return Err(());
+    }
+    if total == 0 || rbuf.len() < total {
+        return Ok(None);
+    }
+    let mut frame = rbuf.split_to(total);
+    frame.advance(4);
+    Ok(Some(frame))
+}
+
 fn poll_read_some<S: AsyncRead + Unpin>(
     io: &mut S,
     cx: &mut std::task::Context<'_>,
     rbuf: &mut BytesMut,
 ) -> Result<bool, ()> {
-    if rbuf.capacity() - rbuf.len() < READ_RESERVE / 4 {
-        rbuf.reserve(READ_RESERVE);
+    // The read buffer rule teleport's sessions use (`Connection::reserve_read`):
+    // room for the rest of the frame being received and four more of its
+    // size, so that copying a partial frame into a new buffer (all that
+    // `reserve` can do while frames still share the old one) happens once
+    // every few frames. The baseline is to be the better of the two.
+    let awaiting = awaiting(rbuf);
+    let missing = awaiting.saturating_sub(rbuf.len());
+    if rbuf.capacity() - rbuf.len() < missing.max(READ_RESERVE / 4) {
+        rbuf.reserve(missing + (awaiting * 4).clamp(READ_RESERVE, 1 << 20));
     }
     match tokio_util::io::poll_read_buf(Pin::new(io), cx, rbuf) {
         Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Err(()),
@@ -106,7 +139,6 @@ fn poll_read_some<S: AsyncRead + Unpin>(
 }
 
 async fn client_conn(mut io: TcpStream, mut rx: mpsc::Receiver<Request>) {
-    let mut codec = LengthDelimitedCodec::new();
     let mut rbuf = BytesMut::with_capacity(READ_RESERVE);
     let mut wbuf = BytesMut::with_capacity(READ_RESERVE);
     let mut pending: HashMap<u64, oneshot::Sender<Bytes>> = HashMap::new();
@@ -139,7 +171,7 @@ async fn client_conn(mut io: TcpStream, mut rx: mpsc::Receiver<Request>) {
                 Err(()) => return Poll::Ready(()),
             }
             loop {
-                match codec.decode(&mut rbuf) {
+                match next_frame(&mut rbuf) {
                     Ok(Some(mut frame)) if frame.len() >= 8 => {
                         let id = frame.get_u64();
                         if let Some(reply) = pending.remove(&id) {
@@ -161,14 +193,13 @@ async fn client_conn(mut io: TcpStream, mut rx: mpsc::Receiver<Request>) {
 }
 
 async fn server_conn(mut io: TcpStream) {
-    let mut codec = LengthDelimitedCodec::new();
     let mut rbuf = BytesMut::with_capacity(READ_RESERVE);
     let mut wbuf = BytesMut::with_capacity(READ_RESERVE);
     poll_fn(|cx| {
         for _ in 0..ROUNDS {
             let mut progress = false;
             while wbuf.len() < WRITE_HIGH_WATER {
-                match codec.decode(&mut rbuf) {
+                match next_frame(&mut rbuf) {
                     Ok(Some(frame)) => {
                         // The frame already starts with the id: echo it whole.
                         wbuf.reserve(4 + frame.len());
