@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 const WRITE_HIGH_WATER: usize = 1 << 20;
 /// Free room kept in the read buffer before each read.
 const READ_RESERVE: usize = 64 * 1024;
+/// The longest frame taken (tokio-util's `LengthDelimitedCodec` default).
 const MAX_FRAME: usize = 8 * 1024 * 1024;
 /// Rounds of work per poll before yielding to other tasks.
 const ROUNDS: usize = 32;
@@ -90,7 +91,6 @@ fn poll_write_all<S: AsyncWrite + Unpin>(
     Ok(progress)
 }
 
-/// Reads once into `rbuf`. `Ok(true)` if bytes came, `Err` at EOF or error.
 /// The length (length field included) of the frame whose first bytes are
 /// buffered; 0 when no length field is in.
 fn awaiting(rbuf: &[u8]) -> usize {
@@ -116,6 +116,7 @@ fn next_frame(rbuf: &mut BytesMut) -> Result<Option<BytesMut>, ()> {
     Ok(Some(frame))
 }
 
+/// Reads once into `rbuf`. `Ok(true)` if bytes came, `Err` at EOF or error.
 fn poll_read_some<S: AsyncRead + Unpin>(
     io: &mut S,
     cx: &mut std::task::Context<'_>,

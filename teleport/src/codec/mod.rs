@@ -779,6 +779,27 @@ mod tests {
         ));
     }
 
+    /// Text of every length around simdutf8's 64-byte step decodes, and
+    /// bad text gets std's error, which says where the bad byte is.
+    #[test]
+    fn string_codec_checks_text_and_says_where_it_is_bad() {
+        let codecs = Codecs::default();
+        for len in [0, 1, 63, 64, 65, 200, 70_000] {
+            let text = "é".repeat(len);
+            let back: String =
+                String::decode_body(CodecId::STRING, &codecs, text.as_bytes()).unwrap();
+            assert_eq!(back, text, "{len} characters");
+        }
+        let mut bad = "x".repeat(200).into_bytes();
+        bad[130] = 0xff;
+        let err = String::decode_body(CodecId::STRING, &codecs, &bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            CodecError::decode("string", std::str::from_utf8(&bad).unwrap_err()).to_string()
+        );
+        assert!(err.to_string().contains("index 130"), "{err}");
+    }
+
     #[test]
     fn serde_types_refuse_protobuf_with_advice() {
         let err = encode_section(
