@@ -72,9 +72,9 @@ const LONG_TEXT: usize = 64;
 struct Body<'de>(&'de [u8]);
 
 impl<'de> Body<'de> {
-    /// The body's string, when it is exactly a length prefix (a `u64`,
-    /// little endian) and that many bytes of UTF-8 (trailing bytes are
-    /// allowed, as bincode allows them).
+    /// The body's string, when the body starts with a length prefix (a
+    /// `u64`, little endian) of at least [`LONG_TEXT`] and that many bytes
+    /// of UTF-8 (bytes after them are allowed, as bincode allows them).
     fn text(&self) -> Option<&'de str> {
         let (len, rest) = self.0.split_first_chunk::<8>()?;
         let len = usize::try_from(u64::from_le_bytes(*len)).ok()?;

@@ -130,12 +130,15 @@ impl<V> BySeq<V> {
         self.len() == 0
     }
 
-    /// Takes every entry out, in no particular order.
+    /// Takes every entry out, in no particular order. The map is empty
+    /// from the call on, however much of the iterator is used (the ring
+    /// is taken whole; the next insert starts a new one).
     pub(super) fn drain(&mut self) -> impl Iterator<Item = V> + '_ {
         self.in_ring = 0;
-        self.ring
-            .iter_mut()
-            .filter_map(|slot| slot.take().map(|(_, value)| value))
+        std::mem::take(&mut self.ring)
+            .into_iter()
+            .flatten()
+            .map(|(_, value)| value)
             .chain(self.others.drain().map(|(_, value)| value))
     }
 }
@@ -201,6 +204,25 @@ mod tests {
             all.len(),
             expected.len()
         );
+        assert!(map.is_empty());
+    }
+
+    /// A drain dropped before its end still leaves the map empty, and the
+    /// map works as before afterwards.
+    #[test]
+    fn a_drain_stopped_early_leaves_the_map_empty() {
+        let mut map = BySeq::default();
+        for seq in [1, 2, 3, 33, 1 << 40] {
+            map.insert(seq, seq);
+        }
+        assert_eq!(map.drain().take(1).count(), 1);
+        assert!(map.is_empty());
+        for seq in [1, 2, 3, 33, 1 << 40] {
+            assert!(!map.contains(seq), "{seq}");
+            assert_eq!(map.remove(seq), None);
+        }
+        map.insert(2, 20);
+        assert_eq!(map.remove(2), Some(20));
         assert!(map.is_empty());
     }
 
