@@ -357,15 +357,42 @@ impl<'a> Limited<'a> {
     }
 }
 
-impl std::io::Write for Limited<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+impl Limited<'_> {
+    /// Appends all of `buf`, or refuses it whole if it would pass the limit.
+    #[inline(always)]
+    fn put(&mut self, buf: &[u8]) -> std::io::Result<()> {
         let len = self.out.len() + buf.len();
         if len > self.limit {
-            self.reached = Some(len);
-            return Err(std::io::Error::other("over the frame size limit"));
+            return Err(self.refuse(len));
         }
-        self.out.extend_from_slice(buf);
+        // serde_json writes quotes, separators and escapes a byte at a
+        // time: a push, not a `memcpy` call.
+        if let [byte] = buf {
+            self.out.push(*byte);
+        } else {
+            self.out.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn refuse(&mut self, len: usize) -> std::io::Error {
+        self.reached = Some(len);
+        std::io::Error::other("over the frame size limit")
+    }
+}
+
+impl std::io::Write for Limited<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.put(buf)?;
         Ok(buf.len())
+    }
+
+    /// What encoders call (serde_json for every piece it writes): one
+    /// check and one append, instead of `write_all`'s loop over `write`.
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.put(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -840,5 +867,40 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, CodecError::TooLarge { limit: 50, .. }));
+    }
+
+    #[test]
+    fn a_json_section_fills_its_limit_exactly_and_one_byte_less_is_refused() {
+        let codecs = Codecs::default();
+        // Escapes, a multi-byte character, separators and a number: the
+        // encoder's one-byte and longer writes both.
+        let value = (vec!["a\"b".to_owned(), "é\n".to_owned()], 12345, ());
+        let json = serde_json::to_vec(&value).unwrap();
+        let exact = 1 + json.len();
+        let encode = |limit| {
+            let mut out = b"head".to_vec();
+            let result = encode_section_into(
+                &value,
+                CodecId::JSON,
+                GzipLevel::NONE,
+                &codecs,
+                limit,
+                &mut out,
+            );
+            (result, out)
+        };
+
+        let (result, out) = encode(exact);
+        result.unwrap();
+        assert_eq!(out[..5], *b"headj");
+        assert_eq!(out[5..], json[..], "the bytes serde_json writes");
+
+        let (result, out) = encode(exact - 1);
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, CodecError::TooLarge { limit, .. } if limit == exact - 1),
+            "{err}"
+        );
+        assert_eq!(out, b"head", "nothing of a refused section is left");
     }
 }
