@@ -365,7 +365,7 @@ impl Limited<'_> {
         if len > self.limit {
             return Err(self.refuse(len));
         }
-        // serde_json writes quotes, separators and escapes a byte at a
+        // serde_json writes quotes, brackets and separators a byte at a
         // time: a push, not a `memcpy` call.
         if let [byte] = buf {
             self.out.push(*byte);
@@ -375,6 +375,8 @@ impl Limited<'_> {
         Ok(())
     }
 
+    /// Records the length the output would have reached, for
+    /// [`Limited::explain`], and stops the encoder.
     #[cold]
     fn refuse(&mut self, len: usize) -> std::io::Error {
         self.reached = Some(len);
