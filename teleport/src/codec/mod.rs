@@ -873,36 +873,41 @@ mod tests {
 
     #[test]
     fn a_json_section_fills_its_limit_exactly_and_one_byte_less_is_refused() {
-        let codecs = Codecs::default();
+        fn check<T: Encode + Serialize>(value: &T) {
+            let codecs = Codecs::default();
+            let json = serde_json::to_vec(value).unwrap();
+            let exact = 1 + json.len();
+            let encode = |limit| {
+                let mut out = b"head".to_vec();
+                let result = encode_section_into(
+                    value,
+                    CodecId::JSON,
+                    GzipLevel::NONE,
+                    &codecs,
+                    limit,
+                    &mut out,
+                );
+                (result, out)
+            };
+
+            let (result, out) = encode(exact);
+            result.unwrap();
+            assert_eq!(out[..5], *b"headj");
+            assert_eq!(out[5..], json[..], "the bytes serde_json writes");
+
+            let (result, out) = encode(exact - 1);
+            let err = result.unwrap_err();
+            assert!(
+                matches!(err, CodecError::TooLarge { limit, .. } if limit == exact - 1),
+                "{err}"
+            );
+            assert_eq!(out, b"head", "nothing of a refused section is left");
+        }
         // Escapes, a multi-byte character, separators and a number: the
         // encoder's one-byte and longer writes both.
-        let value = (vec!["a\"b".to_owned(), "é\n".to_owned()], 12345, ());
-        let json = serde_json::to_vec(&value).unwrap();
-        let exact = 1 + json.len();
-        let encode = |limit| {
-            let mut out = b"head".to_vec();
-            let result = encode_section_into(
-                &value,
-                CodecId::JSON,
-                GzipLevel::NONE,
-                &codecs,
-                limit,
-                &mut out,
-            );
-            (result, out)
-        };
-
-        let (result, out) = encode(exact);
-        result.unwrap();
-        assert_eq!(out[..5], *b"headj");
-        assert_eq!(out[5..], json[..], "the bytes serde_json writes");
-
-        let (result, out) = encode(exact - 1);
-        let err = result.unwrap_err();
-        assert!(
-            matches!(err, CodecError::TooLarge { limit, .. } if limit == exact - 1),
-            "{err}"
-        );
-        assert_eq!(out, b"head", "nothing of a refused section is left");
+        check(&(vec!["a\"b".to_owned(), "é\n".to_owned()], 12345, ()));
+        // A string with nothing to escape: the JSON codec's short path.
+        check(&"plain text".to_owned());
+        check(&"needs \"escaping\"".to_owned());
     }
 }
