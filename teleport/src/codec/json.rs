@@ -5,9 +5,10 @@
 //! read as the bytes between the quotes after one scan and a UTF-8 check.
 //! serde_json's general machinery (a formatter call and a table lookup per
 //! byte when writing; a tokenizer, a search for escapes and a UTF-8 check
-//! per string when reading) cost about 700 instructions per call for a
-//! 16-byte string echoed. Anything else, and every error, is serde_json's
-//! own: the short path only takes bodies whose result it is sure to match.
+//! per string when reading) cost about 850 instructions per call for a
+//! 16-byte string echoed, where the short path costs about 540. Anything
+//! else, and every error, is serde_json's own: the short path only takes
+//! bodies whose result it is sure to match.
 
 use std::fmt;
 use std::io::Write;
@@ -43,7 +44,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>
 
 /// Whether JSON must escape some byte of `bytes`: a quote, a backslash or
 /// a control character (serde_json escapes exactly these). Written without
-/// an early exit, so that it compiles to a few vector instructions.
+/// an early exit, so that the compiler may check many bytes per step.
 fn needs_escape(bytes: &[u8]) -> bool {
     bytes.iter().fold(false, |any, &b| {
         any | (b < 0x20) | (b == b'"') | (b == b'\\')
