@@ -24,7 +24,7 @@ AREAS = [
     ("caller: spare encode buffers", r"teleport::frame::spare"),
     (
         "frames: header encode/decode, framing",
-        r"^teleport::frame|HeaderRef|Header::|Session>::timeout_ms",
+        r"^teleport::frame|HeaderRef|Header::",
     ),
     (
         "body codecs (bincode, serde, UTF-8 checks)",
