@@ -421,4 +421,30 @@ mod tests {
             same_decode::<serde_json::Value>(body);
         }
     }
+
+    #[test]
+    fn the_escape_check_finds_every_byte_json_escapes_at_every_place() {
+        let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        // Fillers around the byte under test: plain ASCII, the bytes next
+        // to the ones that need escaping, and bytes with the high bit set
+        // (UTF-8 continuation and lead bytes). The lengths cover both the
+        // compiler's vectorised loop (16 and 32 bytes a step) and the
+        // bytewise rest.
+        for filler in [b'a', b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xa0, 0xff] {
+            for len in 1..=34 {
+                for at in 0..len {
+                    for b in 0..=u8::MAX {
+                        let mut text = vec![filler; len];
+                        text[at] = b;
+                        assert_eq!(
+                            needs_escape(&text),
+                            escaped(b) || escaped(filler),
+                            "byte {b:#04x} at {at} of {len} among {filler:#04x}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(!needs_escape(b""));
+    }
 }
