@@ -453,3 +453,121 @@ async fn flushed_pushes_of_every_size_arrive() {
         assert_eq!(rx.recv().await, Some(n));
     }
 }
+
+/// Synchronous handlers (`pull_sync`, `push_sync`) answer as async ones
+/// do: every codec and gzip level, a status for `Err`, `400` for a body
+/// that does not decode, the call's context, pushes in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_handlers_reply_and_take_pushes_like_async_ones() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+    let mut router = Router::new();
+    router
+        .pull_sync("/sync/echo", |_: &Ctx, s: String| Ok::<_, Status>(s))
+        .pull_sync("/sync/div", |_: &Ctx, [a, b]: [i64; 2]| {
+            a.checked_div(b)
+                .ok_or_else(|| Status::new(599, "division by zero"))
+        })
+        .pull_sync("/sync/where", |ctx: &Ctx, (): ()| {
+            Ok::<_, Status>(format!("{}?{}", ctx.path(), ctx.query_string()))
+        })
+        .push_sync("/sync/n", move |_: &Ctx, n: u32| {
+            let _ = tx.send(n);
+        });
+    let (_server, _client, session) = pair(router, Router::new()).await;
+    for codec in [CodecId::JSON, CodecId::STRING, CodecId::BINCODE] {
+        for gzip in [0, 5] {
+            let text = format!("sync {codec} gzip {gzip} ").repeat(100);
+            let got: String = session
+                .pull("/sync/echo", &text)
+                .codec(codec)
+                .gzip(teleport::GzipLevel::new(gzip).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(got, text, "codec {codec} gzip {gzip}");
+        }
+    }
+    assert_eq!(
+        session.pull::<_, i64>("/sync/div", &[84, 2]).await.unwrap(),
+        42
+    );
+    let err = session
+        .pull::<_, i64>("/sync/div", &[1, 0])
+        .await
+        .unwrap_err();
+    let status = err.status().expect("the handler's status");
+    assert_eq!((status.code(), status.text()), (599, "division by zero"));
+    let err = session
+        .pull::<_, i64>("/sync/div", &"two numbers")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(Status::code), Some(400));
+    let place: String = session.pull("/sync/where?k=v", &()).await.unwrap();
+    assert_eq!(place, "/sync/where?k=v");
+    for n in 0..100u32 {
+        session.push("/sync/n", &n).await.unwrap();
+    }
+    for n in 0..100u32 {
+        assert_eq!(rx.recv().await, Some(n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_sync_handler_gets_500_and_the_server_keeps_serving() {
+    let mut router = Router::new();
+    router
+        .pull_sync("/sync/panic", |_: &Ctx, (): ()| -> Result<(), Status> {
+            panic!("boom")
+        })
+        .pull_sync("/sync/echo", |_: &Ctx, s: String| Ok::<_, Status>(s));
+    let (_server, _client, session) = pair(router, Router::new()).await;
+    for n in 0..3 {
+        let err = session.pull::<_, ()>("/sync/panic", &()).await.unwrap_err();
+        assert_eq!(err.status().map(Status::code), Some(500), "call {n}");
+        let ok: String = session.pull("/sync/echo", &"alive").await.unwrap();
+        assert_eq!(ok, "alive", "call {n}");
+    }
+}
+
+/// On a spawned group a synchronous handler runs on the blocking pool: one
+/// that blocks holds up neither its session nor the runtime, and still
+/// replies when it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_sync_handler_on_a_spawned_group_holds_up_nothing() {
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Arc::new(std::sync::Mutex::new(gate));
+    let (entered_tx, mut entered) = mpsc::unbounded_channel::<()>();
+    let mut router = Router::new();
+    router
+        .spawned()
+        .pull_sync("/sync/blocked", move |_: &Ctx, n: u32| {
+            let _ = entered_tx.send(());
+            // Blocks this thread until the test lets it go.
+            gate.lock()
+                .unwrap()
+                .recv()
+                .map_err(|_| Status::internal("gate dropped"))?;
+            Ok::<_, Status>(n + 1)
+        });
+    router.pull_sync("/sync/echo", |_: &Ctx, s: String| Ok::<_, Status>(s));
+    let (_server, _client, session) = pair(router, Router::new()).await;
+    let blocked = {
+        let session = session.clone();
+        tokio::spawn(async move { session.pull::<_, u32>("/sync/blocked", &41).await })
+    };
+    entered.recv().await.expect("the handler started");
+    // The blocked handler holds a thread of the blocking pool, not the
+    // session's connection task nor a runtime worker: calls go on.
+    for n in 0..10 {
+        let ok: String = session
+            .pull("/sync/echo", &format!("call {n}"))
+            .await
+            .unwrap();
+        assert_eq!(ok, format!("call {n}"));
+    }
+    assert!(
+        !blocked.is_finished(),
+        "the blocked handler replied before it was let go"
+    );
+    release.send(()).unwrap();
+    assert_eq!(blocked.await.unwrap().unwrap(), 42);
+}

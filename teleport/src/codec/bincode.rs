@@ -26,6 +26,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
 /// `limit`: bincode knows the size before writing (a pass that only adds
 /// up lengths), so nothing over the limit is written and `out` grows once,
 /// to the exact size, with no bounded writer in between.
+#[inline]
 pub(crate) fn encode_within<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,

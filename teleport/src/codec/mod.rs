@@ -678,6 +678,7 @@ pub fn decode_section<T: Decode>(
 
 /// [`decode_section`] of a section held in shared bytes: an uncompressed
 /// [`RawBody`] keeps a slice of them instead of a copy.
+#[inline]
 pub(crate) fn decode_section_bytes<T: Decode>(
     section: &Bytes,
     gzip: i32,

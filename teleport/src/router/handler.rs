@@ -19,7 +19,7 @@ use tokio_util::sync::ReusableBoxFuture;
 use super::Ctx;
 use super::context::Reply;
 use crate::codec::{CodecError, Decode, Encode, decode_section_bytes};
-use crate::frame::Section;
+use crate::frame::{Kind, Section};
 use crate::status::{Status, code};
 
 /// A boxed, sendable future (a session hook's verify step; handlers run
@@ -31,10 +31,33 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 /// (the same route's, mostly).
 pub(crate) type HandlerBox = ReusableBoxFuture<'static, Option<Reply>>;
 
-/// A handler after erasure: a pull handler's future yields its reply frame,
-/// a push handler's yields `None`. It puts the future into the box it is
-/// given (a finished call's, if the session kept one) or a new one.
-pub(crate) type HandlerFn = Arc<dyn Fn(Ctx, Bytes, Option<HandlerBox>) -> HandlerBox + Send + Sync>;
+/// An async handler after erasure: it puts its future into the box it is
+/// given (a finished call's, if the session kept one) or a new one. A pull
+/// handler's future yields its reply, a push handler's `None`.
+pub(crate) type AsyncFn = Arc<dyn Fn(Ctx, Bytes, Option<HandlerBox>) -> HandlerBox + Send + Sync>;
+
+/// A synchronous handler after erasure: it runs to its end when called,
+/// with no future, box or waker, and returns a pull's reply or `None` for
+/// a push.
+pub(crate) type SyncFn = Arc<dyn Fn(&Ctx, Bytes) -> Option<Reply> + Send + Sync>;
+
+/// A handler after erasure, in one of two shapes.
+#[derive(Clone)]
+pub(crate) enum HandlerFn {
+    /// From [`Group::pull`](super::Group::pull) and the other async forms.
+    Async(AsyncFn),
+    /// From [`Group::pull_sync`](super::Group::pull_sync) and
+    /// [`Group::push_sync`](super::Group::push_sync).
+    Sync(SyncFn),
+}
+
+impl HandlerFn {
+    fn of_async(
+        f: impl Fn(Ctx, Bytes, Option<HandlerBox>) -> HandlerBox + Send + Sync + 'static,
+    ) -> HandlerFn {
+        HandlerFn::Async(Arc::new(f))
+    }
+}
 
 /// `future` in `spare`'s allocation when it fits, else in a new box.
 fn boxed<F>(spare: Option<HandlerBox>, future: F) -> HandlerBox
@@ -83,6 +106,35 @@ pub(crate) fn decode_failure(e: &CodecError) -> Status {
     }
 }
 
+/// The argument of a typed handler, decoded from the call's body section
+/// with its codec and gzip level.
+#[inline]
+fn decode_arg<Req: Decode>(ctx: &Ctx, body: &Bytes) -> Result<Req, CodecError> {
+    let config = ctx.session().config();
+    let decoded = decode_section_bytes::<Req>(
+        body,
+        ctx.header().gzip,
+        &config.codecs,
+        config.max_frame_size,
+    );
+    if let Err(e) = &decoded {
+        log_undecodable(ctx, e);
+    }
+    decoded
+}
+
+/// Logs a body a typed handler cannot take: a pull's is replied `400` (or
+/// `415`), a push's dropped.
+#[cold]
+#[inline(never)]
+fn log_undecodable(ctx: &Ctx, e: &CodecError) {
+    if ctx.header().kind == Kind::Pull {
+        tracing::debug!(uri = %ctx.uri(), error = %e, "pull body rejected");
+    } else {
+        tracing::warn!(uri = %ctx.uri(), remote = %ctx.remote_addr(), error = %e, "push dropped: its body cannot be decoded");
+    }
+}
+
 pub(crate) fn typed_pull<F, Req, Resp, E, Fut>(f: F) -> HandlerFn
 where
     F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
@@ -91,18 +143,9 @@ where
     Resp: Encode + Send + 'static,
     E: Into<Status> + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
-        let config = ctx.session().config();
-        match decode_section_bytes::<Req>(
-            &body,
-            ctx.header().gzip,
-            &config.codecs,
-            config.max_frame_size,
-        ) {
-            Err(e) => {
-                tracing::debug!(uri = %ctx.uri(), error = %e, "pull body rejected");
-                boxed(spare, ready(Some(ctx.reply_status(&decode_failure(&e)))))
-            }
+    HandlerFn::of_async(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
+        match decode_arg::<Req>(&ctx, &body) {
+            Err(e) => boxed(spare, ready(Some(ctx.reply_status(&decode_failure(&e))))),
             Ok(arg) => {
                 let fut = f(ctx.clone(), arg);
                 boxed(spare, async move {
@@ -122,18 +165,9 @@ where
     Fut: Future<Output = ()> + Send + 'static,
     Req: Decode + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
-        let config = ctx.session().config();
-        match decode_section_bytes::<Req>(
-            &body,
-            ctx.header().gzip,
-            &config.codecs,
-            config.max_frame_size,
-        ) {
-            Err(e) => {
-                tracing::warn!(uri = %ctx.uri(), remote = %ctx.remote_addr(), error = %e, "push dropped: its body cannot be decoded");
-                boxed(spare, ready(None))
-            }
+    HandlerFn::of_async(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
+        match decode_arg::<Req>(&ctx, &body) {
+            Err(_) => boxed(spare, ready(None)),
             Ok(arg) => {
                 let fut = f(ctx, arg);
                 boxed(spare, async move {
@@ -145,12 +179,43 @@ where
     })
 }
 
+pub(crate) fn typed_pull_sync<F, Req, Resp, E>(f: F) -> HandlerFn
+where
+    F: Fn(&Ctx, Req) -> Result<Resp, E> + Send + Sync + 'static,
+    Req: Decode + Send + 'static,
+    Resp: Encode + Send + 'static,
+    E: Into<Status> + Send + 'static,
+{
+    HandlerFn::Sync(Arc::new(move |ctx: &Ctx, body: Bytes| {
+        Some(match decode_arg::<Req>(ctx, &body) {
+            Err(e) => ctx.reply_status(&decode_failure(&e)),
+            Ok(arg) => match f(ctx, arg) {
+                Ok(value) => ctx.reply_value(value),
+                Err(e) => ctx.reply_status(&e.into()),
+            },
+        })
+    }))
+}
+
+pub(crate) fn typed_push_sync<F, Req>(f: F) -> HandlerFn
+where
+    F: Fn(&Ctx, Req) + Send + Sync + 'static,
+    Req: Decode + Send + 'static,
+{
+    HandlerFn::Sync(Arc::new(move |ctx: &Ctx, body: Bytes| {
+        if let Ok(arg) = decode_arg::<Req>(ctx, &body) {
+            f(ctx, arg);
+        }
+        None
+    }))
+}
+
 pub(crate) fn raw_pull<F, Fut>(f: F) -> HandlerFn
 where
     F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = RawReply> + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
+    HandlerFn::of_async(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
         let fut = f(ctx.clone(), body);
         boxed(spare, async move {
             let reply = fut.await;
@@ -168,7 +233,7 @@ where
     F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    Arc::new(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
+    HandlerFn::of_async(move |ctx: Ctx, body: Bytes, spare: Option<HandlerBox>| {
         let fut = f(ctx, body);
         boxed(spare, async move {
             fut.await;

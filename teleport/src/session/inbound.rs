@@ -140,7 +140,33 @@ impl Inbound {
         // `start` is the connection round's clock reading: the call's
         // start and the base of its deadline.
         let (ctx, body) = Ctx::new(session, frame, start, self.spare.pop());
-        let deadline = ctx.deadline();
+        let handler = match handler {
+            HandlerFn::Async(handler) => handler,
+            HandlerFn::Sync(handler) if !spawn => {
+                let result = match catch_unwind(AssertUnwindSafe(|| handler(&ctx, body))) {
+                    Ok(reply) => Outcome::Done(reply),
+                    Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+                };
+                let done = Done {
+                    ctx,
+                    start,
+                    in_size,
+                    result,
+                    plugins: route_plugins,
+                };
+                self.finish(session, done, out);
+                return;
+            }
+            HandlerFn::Sync(handler) => {
+                let (handler, task_ctx) = (Arc::clone(handler), ctx.clone());
+                let run = tokio::task::spawn_blocking(move || {
+                    catch_unwind(AssertUnwindSafe(|| handler(&task_ctx, body)))
+                        .map_err(|panic| panic_message(&*panic))
+                });
+                self.push_task(Running::Spawned(run), ctx, start, in_size, route_plugins);
+                return;
+            }
+        };
         let mut fut = CatchPanic(handler(ctx.clone(), body, self.spare_future.take()));
         // Most inline handlers answer at once: then the call costs no
         // `FuturesUnordered` node, its reply goes out in this same round,
@@ -167,14 +193,30 @@ impl Inbound {
         } else {
             Running::Inline(fut)
         };
+        self.push_task(run, ctx, start, in_size, route_plugins);
+    }
+
+    /// Keeps a handler that did not answer at once until it does, or until
+    /// the caller's deadline passes.
+    fn push_task(
+        &mut self,
+        run: Running,
+        ctx: Ctx,
+        start: Instant,
+        in_size: usize,
+        plugins: Plugins,
+    ) {
+        // Only a handler that did not answer at once needs a timer.
+        let deadline = ctx
+            .deadline()
+            .map(|at| Box::pin(tokio::time::sleep_until(at)));
         self.tasks.push(Task {
             run,
             ctx: Some(ctx),
             start,
             in_size,
-            plugins: route_plugins,
-            // Only a handler that did not answer at once needs a timer.
-            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            plugins,
+            deadline,
         });
     }
 

@@ -1,6 +1,0 @@
-#[teleport::service]
-trait Home {
-    fn echo(&self, text: String) -> String;
-}
-
-fn main() {}
