@@ -535,3 +535,113 @@ fn generated_clients_and_servers_are_send_sync_clone_and_static() {
     assert_shareable::<ShapesServer<ShapesImpl>>();
     assert_shareable::<ArithServer<ArithImpl>>();
 }
+
+/// A service of plain `fn` methods beside an `async fn`: each kind of
+/// method, with the context by reference or by value, a `Result`, a push.
+#[teleport::service]
+trait Counter {
+    /// Adds `n` and returns the new total.
+    fn add(&self, n: u64) -> u64;
+    /// Subtracts `n`; going below zero replies status 599.
+    fn take(&self, n: u64) -> Result<u64, Status>;
+    /// The URI and query the call came with (context by reference).
+    fn seen_at(&self, ctx: &Ctx) -> String;
+    /// The remote address's port (context by value, as an `async fn` takes it).
+    fn port(&self, ctx: Ctx) -> u16;
+    /// Adds `n` without a reply.
+    #[push]
+    fn bump(&self, n: u64);
+    /// Waits for the total to reach `n`: a method that awaits stays async.
+    async fn reached(&self, n: u64) -> u64;
+}
+
+struct CounterImpl {
+    total: std::sync::Mutex<u64>,
+    changed: tokio::sync::Notify,
+}
+
+impl Counter for CounterImpl {
+    fn add(&self, n: u64) -> u64 {
+        let mut total = self.total.lock().unwrap();
+        *total += n;
+        self.changed.notify_waiters();
+        *total
+    }
+
+    fn take(&self, n: u64) -> Result<u64, Status> {
+        let mut total = self.total.lock().unwrap();
+        *total = total
+            .checked_sub(n)
+            .ok_or_else(|| Status::new(599, format!("only {total} left")))?;
+        Ok(*total)
+    }
+
+    fn seen_at(&self, ctx: &Ctx) -> String {
+        ctx.uri().to_owned()
+    }
+
+    fn port(&self, ctx: Ctx) -> u16 {
+        ctx.remote_addr().port()
+    }
+
+    fn bump(&self, n: u64) {
+        self.add(n);
+    }
+
+    async fn reached(&self, n: u64) -> u64 {
+        loop {
+            let changed = self.changed.notified();
+            let total = *self.total.lock().unwrap();
+            if total >= n {
+                return total;
+            }
+            changed.await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_fn_methods_are_served_like_async_ones() {
+    let mut router = Router::new();
+    CounterServer::new(CounterImpl {
+        total: std::sync::Mutex::new(0),
+        changed: tokio::sync::Notify::new(),
+    })
+    .register(&mut router);
+    assert_eq!(
+        router.pull_paths(),
+        [
+            "/counter/add",
+            "/counter/port",
+            "/counter/reached",
+            "/counter/seen_at",
+            "/counter/take"
+        ]
+    );
+    let (_server, _peer, session) = serve(router).await;
+    let local_port = session.local_addr().port();
+    let client = CounterClient::new(session);
+    for codec in [CodecId::JSON, CodecId::BINCODE] {
+        let client = client.with_options(CallOptions::default().codec(codec));
+        let start = client.add(0).await.unwrap();
+        assert_eq!(client.add(5).await.unwrap(), start + 5, "codec {codec}");
+    }
+    let err = client.take(1_000).await.unwrap_err();
+    let status = err.status().expect("the method's status");
+    assert_eq!((status.code(), status.text()), (599, "only 10 left"));
+    assert_eq!(client.take(4).await.unwrap(), 6);
+    assert_eq!(
+        client.with_query("k=v").seen_at().await.unwrap(),
+        "/counter/seen_at?k=v"
+    );
+    assert_eq!(client.port().await.unwrap(), local_port);
+    // Pushes are one-way: the async method sees their sum arrive.
+    let waiting = {
+        let client = client.clone();
+        tokio::spawn(async move { client.reached(106).await })
+    };
+    for _ in 0..100 {
+        client.bump(1).await.unwrap();
+    }
+    assert_eq!(waiting.await.unwrap().unwrap(), 106);
+}

@@ -92,8 +92,20 @@ pub(crate) struct Arg {
     pub(crate) pat: Pat,
     pub(crate) ty: Type,
     /// Whether its type is the call context (`Ctx`, `teleport::Ctx`): a
-    /// path whose last segment is `Ctx`, without generics.
+    /// path whose last segment is `Ctx`, without generics, or a shared
+    /// reference to one.
     pub(crate) is_ctx: bool,
+    /// Whether it is the call context by reference (`&Ctx`), which only a
+    /// plain `fn` may take.
+    pub(crate) ctx_by_ref: bool,
+}
+
+impl Method {
+    /// Whether it is an `async fn` (served through its future) rather than
+    /// a plain `fn` (served by a synchronous route).
+    pub(crate) fn is_async(&self) -> bool {
+        self.sig.asyncness.is_some()
+    }
 }
 
 impl Arg {
@@ -179,11 +191,16 @@ impl Service {
                     for input in &f.sig.inputs {
                         match input {
                             FnArg::Receiver(r) => receiver = Some(r.clone()),
-                            FnArg::Typed(t) => method_args.push(Arg {
-                                pat: (*t.pat).clone(),
-                                ty: (*t.ty).clone(),
-                                is_ctx: is_ctx_type(&t.ty),
-                            }),
+                            FnArg::Typed(t) => {
+                                let ctx_by_ref = matches!(&*t.ty, Type::Reference(r)
+                                    if r.mutability.is_none() && is_ctx_type(&r.elem));
+                                method_args.push(Arg {
+                                    pat: (*t.pat).clone(),
+                                    ty: (*t.ty).clone(),
+                                    is_ctx: ctx_by_ref || is_ctx_type(&t.ty),
+                                    ctx_by_ref,
+                                });
+                            }
                         }
                     }
                     methods.push(Method {

@@ -32,7 +32,7 @@ pub(crate) fn check(service: &Service, errors: &mut Errors) {
     for item in &service.non_methods {
         errors.over(
             item,
-            "a service trait holds only `async fn` methods: move this item out of the trait",
+            "a service trait holds only methods (`async fn` or `fn`): move this item out of the trait",
         );
     }
     if let Some(group) = &service.group {
@@ -49,12 +49,6 @@ pub(crate) fn check(service: &Service, errors: &mut Errors) {
 fn check_method(method: &Method, errors: &mut Errors) {
     let sig = &method.sig;
     let name = &sig.ident;
-    if sig.asyncness.is_none() {
-        errors.at(
-            sig.fn_token.span,
-            format_args!("service methods must be `async fn`: write `async fn {name}(&self, ...)`"),
-        );
-    }
     if let Some(c) = &sig.constness {
         errors.at(c.span, "service methods cannot be `const`");
     }
@@ -173,6 +167,12 @@ fn check_args(method: &Method, errors: &mut Errors) {
             errors.over(
                 &arg.ty,
                 "the call context must be the first parameter after `&self`",
+            );
+        }
+        if arg.ctx_by_ref && method.is_async() {
+            errors.over(
+                &arg.ty,
+                "an `async fn` takes the call context by value, `ctx: Ctx`: its future outlives the call's borrow (a plain `fn` may take `&Ctx`)",
             );
         }
         if !arg.is_ctx {
@@ -301,7 +301,7 @@ mod tests {
             quote::quote!(),
             "trait Bad<T> {
                 const N: u8;
-                fn not_async(&self);
+                async fn ctx_by_ref(&self, ctx: &Ctx);
                 async fn generic<T>(&self, t: T);
                 async fn no_receiver(x: u8);
                 async fn by_value(self);
@@ -316,8 +316,8 @@ mod tests {
         );
         let expected = [
             "cannot be generic",
-            "holds only `async fn`",
-            "must be `async fn`",
+            "holds only methods",
+            "takes the call context by value",
             "methods cannot be generic",
             "take `&self` first",
             "not `self`",

@@ -23,7 +23,9 @@ pub(crate) fn service(args: TokenStream, input: TokenStream) -> TokenStream {
         Err(e) => {
             let e = syn::Error::new(
                 e.span(),
-                format_args!("`#[teleport::service]` goes on a trait of `async fn` methods: {e}"),
+                format_args!(
+                    "`#[teleport::service]` goes on a trait of `async fn` and `fn` methods: {e}"
+                ),
             );
             let error = e.to_compile_error();
             return quote!(#input #error);
@@ -168,6 +170,10 @@ fn service_trait(service: &Service) -> TokenStream {
             continue;
         };
         let method = methods.next().expect("one model method per fn item");
+        if !method.is_async() {
+            // A plain `fn` is served by a synchronous route as written.
+            continue;
+        }
         let output = method.output_type();
         let span = method.sig.span();
         f.sig.asyncness = None;

@@ -110,9 +110,10 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
     }
 }
 
-/// One `group.pull(..)` or `group.push(..)`: a closure that decodes the
-/// argument, clones the shared implementation into a `'static` future and
-/// calls the method on it.
+/// One `group.pull(..)` or `group.push(..)` for an `async fn`: a closure
+/// that clones the shared implementation into a `'static` future and calls
+/// the method on it. A plain `fn` gets `group.pull_sync(..)` or
+/// `group.push_sync(..)`, whose closure calls it in place.
 fn registration(
     route: &Route<'_>,
     trait_ident: &syn::Ident,
@@ -141,23 +142,51 @@ fn registration(
         [one] => quote!(#one),
         many => quote!((#(#many),*)),
     };
-    let ctx_arg = route.takes_ctx().then(|| quote!(#ctx,));
+    let is_async = route.method.is_async();
+    // A synchronous route lends the context: a method that takes it by
+    // value gets a clone.
+    let ctx_arg = route.method.args.first().filter(|a| a.is_ctx).map(|a| {
+        if is_async || a.ctx_by_ref {
+            quote!(#ctx,)
+        } else {
+            quote!(::core::clone::Clone::clone(#ctx),)
+        }
+    });
     let ctx_param = if route.takes_ctx() {
         quote!(#ctx)
     } else {
         quote!(_)
     };
-    let call = quote!(<#s as #trait_ident>::#ident(&*#service, #ctx_arg #(#wire),*).await);
-    let (register, body) = match route.kind() {
-        Kind::Push => (quote_spanned!(span=> push), call),
-        Kind::Pull => match route.method.reply {
-            Reply::Result { .. } => (quote_spanned!(span=> pull), call),
-            Reply::Unit | Reply::Value(_) => (
-                quote_spanned!(span=> pull),
-                quote_spanned!(span=> #p::Result::<_, #p::Status>::Ok(#call)),
-            ),
-        },
+    let call = if is_async {
+        quote!(<#s as #trait_ident>::#ident(&*#service, #ctx_arg #(#wire),*).await)
+    } else {
+        quote!(<#s as #trait_ident>::#ident(&*#service, #ctx_arg #(#wire),*))
     };
+    let body = match (route.kind(), &route.method.reply) {
+        (Kind::Push, _) | (Kind::Pull, Reply::Result { .. }) => call,
+        (Kind::Pull, Reply::Unit | Reply::Value(_)) => {
+            quote_spanned!(span=> #p::Result::<_, #p::Status>::Ok(#call))
+        }
+    };
+    let register = match (route.kind(), is_async) {
+        (Kind::Push, true) => quote_spanned!(span=> push),
+        (Kind::Pull, true) => quote_spanned!(span=> pull),
+        (Kind::Push, false) => quote_spanned!(span=> push_sync),
+        (Kind::Pull, false) => quote_spanned!(span=> pull_sync),
+    };
+    if !is_async {
+        // Called in place: the closure's own `Arc` is borrowed, not cloned.
+        return quote_spanned! {span=>
+            #(#cfgs)*
+            {
+                let #service = #p::Arc::clone(&self.service);
+                #group.#register(#uri, move |#ctx_param: &#p::Ctx, #arg| {
+                    let #pattern = #arg;
+                    #body
+                });
+            }
+        };
+    }
     quote_spanned! {span=>
         #(#cfgs)*
         {

@@ -57,7 +57,7 @@ fn invalid_traits_expand_to_the_trait_and_the_errors_only() {
         quote!(),
         quote! {
             trait Home {
-                fn echo(&self);
+                async fn echo(&self, ctx: &Ctx);
                 #[push] async fn note(&self) -> u8;
             }
         },
@@ -82,7 +82,7 @@ fn non_trait_input_is_refused_with_advice() {
     )
     .to_string();
     assert!(
-        out.contains("goes on a trait of `async fn` methods"),
+        out.contains("goes on a trait of `async fn` and `fn` methods"),
         "{out}"
     );
 }
@@ -133,5 +133,41 @@ fn idempotent_pulls_go_through_the_retrying_call() {
     assert!(
         !out.contains("# [idempotent]"),
         "the attribute is taken off the trait: {out}"
+    );
+}
+
+#[test]
+fn plain_fn_methods_stay_as_written_and_register_synchronous_routes() {
+    let out = super::service(
+        quote!(),
+        quote! {
+            trait Home {
+                fn echo(&self, ctx: &Ctx, text: String) -> String;
+                #[push]
+                fn note(&self, ctx: Ctx, text: String);
+                async fn wait(&self) -> u8;
+            }
+        },
+    )
+    .to_string();
+    assert!(
+        out.contains("fn echo (& self , ctx : & Ctx , text : String) -> String ;"),
+        "a plain fn is not rewritten: {out}"
+    );
+    assert!(
+        out.contains("fn wait (& self) -> impl :: teleport :: __private :: Future < Output = u8 >"),
+        "an async fn is: {out}"
+    );
+    assert!(out.contains(". pull_sync (\"/home/echo\""), "{out}");
+    assert!(out.contains(". push_sync (\"/home/note\""), "{out}");
+    assert!(out.contains(". pull (\"/home/wait\""), "{out}");
+    assert!(
+        out.contains(":: core :: clone :: Clone :: clone (ctx)"),
+        "a plain fn that takes the context by value gets a clone: {out}"
+    );
+    // The client is the same for both: every call is async on its side.
+    assert!(
+        out.contains("async fn echo (& self , text : String)"),
+        "{out}"
     );
 }

@@ -22,6 +22,16 @@ pub trait Home {
     /// Old.
     #[deprecated = "use echo"]
     async fn old_echo(&self, text: String) -> String;
+    /// Counts, synchronously, with the context borrowed.
+    fn count(&self, ctx: &Ctx, text: String) -> usize;
+    /// Counts, synchronously, with the context by value.
+    fn count_owned(&self, ctx: Ctx, text: String) -> Result<usize, Status>;
+    /// Forgets, synchronously.
+    #[push]
+    fn forget(&self, text: String);
+    /// Old and synchronous.
+    #[deprecated = "use count"]
+    fn old_count(&self, text: String) -> usize;
 }
 
 struct HomeImpl;
@@ -41,6 +51,16 @@ impl Home for HomeImpl {
     async fn old_echo(&self, text: String) -> String {
         text
     }
+    fn count(&self, _ctx: &Ctx, text: String) -> usize {
+        text.len()
+    }
+    fn count_owned(&self, _ctx: Ctx, text: String) -> Result<usize, Status> {
+        Ok(text.len())
+    }
+    fn forget(&self, _text: String) {}
+    fn old_count(&self, text: String) -> usize {
+        text.len()
+    }
 }
 
 fn main() {
@@ -48,5 +68,7 @@ fn main() {
     HomeServer::new(HomeImpl).register(&mut router);
     assert!(router.contains_pull("/g/home/echo"));
     assert_eq!(router.contains_pull("/g/home/unix_only"), cfg!(unix));
+    assert!(router.contains_pull("/g/home/count_owned"));
+    assert!(router.contains_push("/g/home/forget"));
     let _ = HomeServer::new(HomeImpl).clone();
 }

@@ -22,6 +22,7 @@ trait Home {
     async fn register(&self, service: S, arg: Arc, ctx: Option) -> Result<u8>;
     async fn service(&self, group: u8, arg0: u8) -> u8;
     async fn r#match(&self, r#type: u8) -> u8;
+    fn in_place(&self, service: S, arg: u8, ctx: Option) -> Result<u8>;
 }
 
 struct Impl;
@@ -36,6 +37,9 @@ impl Home for Impl {
     async fn r#match(&self, r#type: u8) -> u8 {
         r#type
     }
+    fn in_place(&self, service: S, arg: u8, _ctx: Option) -> Result<u8> {
+        Ok(service.0 + arg)
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -44,7 +48,12 @@ async fn main() {
     HomeServer::new(Impl).register(&mut router);
     assert_eq!(
         router.pull_paths(),
-        ["/home/match", "/home/register", "/home/service"]
+        [
+            "/home/in_place",
+            "/home/match",
+            "/home/register",
+            "/home/service"
+        ]
     );
     let server = teleport::Peer::new(teleport::PeerConfig::default(), router);
     let addr = server.listen("127.0.0.1:0").await.unwrap();
@@ -53,4 +62,5 @@ async fn main() {
     assert_eq!(client.register(S(4), Arc, Option).await.unwrap(), 4);
     assert_eq!(client.service(1, 2).await.unwrap(), 3);
     assert_eq!(client.r#match(9).await.unwrap(), 9);
+    assert_eq!(client.in_place(S(4), 3, Option).await.unwrap(), 7);
 }
