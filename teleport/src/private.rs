@@ -39,6 +39,9 @@ pub fn uri(
 ) -> Cow<'static, str> {
     match (prefix, query) {
         (None, None) => Cow::Borrowed(path),
+        // Both are in shape for `compose`: the prefix was normalized when
+        // the client was made (`prefix` above), and the macro checked that
+        // `path` starts with one `/` and has no `//`.
         _ => Cow::Owned(uri::compose(
             prefix.as_deref().unwrap_or_default(),
             path,
@@ -67,5 +70,20 @@ mod tests {
         assert_eq!(uri(&None, "/x", &query("?a=1")), "/x?a=1");
         assert_eq!(uri(&prefix("/g"), "/x", &query("a=1&b=2")), "/g/x?a=1&b=2");
         assert_eq!(query("?"), None);
+    }
+
+    #[test]
+    fn a_client_uri_is_its_prefix_and_path_joined_with_its_query() {
+        for p in ["", "/", "v1", "/v1", "v1/", "//v1//", "/a/b/", "a/b"] {
+            for q in ["", "?", "a=1", "?a=1&b=2"] {
+                for path in ["/home/echo", "/x", "/legacy/ping/v2"] {
+                    assert_eq!(
+                        uri(&prefix(p), path, &query(q)),
+                        uri::with_query(uri::join(p, path), uri::query(q)),
+                        "prefix {p:?}, path {path:?}, query {q:?}"
+                    );
+                }
+            }
+        }
     }
 }
