@@ -55,6 +55,7 @@ enum System {
     Raw,
     TeleportBincode,
     TeleportService,
+    TeleportServiceFn,
     TeleportJson,
     TeleportJsonGzip,
     TeleportBytes,
@@ -63,10 +64,11 @@ enum System {
 }
 
 impl System {
-    const ALL: [System; 8] = [
+    const ALL: [System; 9] = [
         System::Raw,
         System::TeleportBincode,
         System::TeleportService,
+        System::TeleportServiceFn,
         System::TeleportJson,
         System::TeleportJsonGzip,
         System::TeleportBytes,
@@ -79,6 +81,7 @@ impl System {
             System::Raw => "raw",
             System::TeleportBincode => "teleport/bincode",
             System::TeleportService => "teleport/service",
+            System::TeleportServiceFn => "teleport/service-fn",
             System::TeleportJson => "teleport/json",
             System::TeleportJsonGzip => "teleport/json+gzip1",
             System::TeleportBytes => "teleport/bytes",
@@ -92,6 +95,7 @@ impl System {
             self,
             System::TeleportBincode
                 | System::TeleportService
+                | System::TeleportServiceFn
                 | System::TeleportJson
                 | System::TeleportJsonGzip
                 | System::TeleportBytes
@@ -103,6 +107,8 @@ struct Servers {
     raw: SocketAddr,
     _teleport_peer: teleport::Peer,
     teleport: SocketAddr,
+    _teleport_fn_peer: teleport::Peer,
+    teleport_fn: SocketAddr,
     teleport_client: teleport::Peer,
     tarpc: SocketAddr,
     tonic: SocketAddr,
@@ -111,10 +117,13 @@ struct Servers {
 impl Servers {
     async fn start() -> Servers {
         let (peer, teleport) = tp::serve().await.expect("teleport listen");
+        let (fn_peer, teleport_fn) = tp::serve_fn().await.expect("teleport listen");
         Servers {
             raw: raw::serve().await.expect("raw listen"),
             _teleport_peer: peer,
             teleport,
+            _teleport_fn_peer: fn_peer,
+            teleport_fn,
             teleport_client: tp::client_peer(),
             tarpc: tarpc_echo::serve().await.expect("tarpc listen"),
             tonic: grpc::serve().await.expect("tonic listen"),
@@ -139,6 +148,14 @@ impl Servers {
                 let session = self
                     .teleport_client
                     .dial(self.teleport)
+                    .await
+                    .expect("teleport dial");
+                Client::TeleportService(tp::BenchClient::new(session))
+            }
+            System::TeleportServiceFn => {
+                let session = self
+                    .teleport_client
+                    .dial(self.teleport_fn)
                     .await
                     .expect("teleport dial");
                 Client::TeleportService(tp::BenchClient::new(session))

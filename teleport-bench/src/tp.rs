@@ -18,10 +18,26 @@ pub trait Bench {
     async fn echo(&self, payload: String) -> String;
 }
 
+/// The same echo as a plain `fn` (a synchronous route), at the same URI
+/// on a server of its own ([`serve_fn`]), so that a `BenchClient` calls
+/// it: both systems run the very same client code.
+#[teleport::service]
+pub trait BenchFn {
+    /// Returns its argument.
+    #[uri = "/bench/echo"]
+    fn echo(&self, payload: String) -> String;
+}
+
 struct Echoer;
 
 impl Bench for Echoer {
     async fn echo(&self, payload: String) -> String {
+        payload
+    }
+}
+
+impl BenchFn for Echoer {
+    fn echo(&self, payload: String) -> String {
         payload
     }
 }
@@ -47,6 +63,15 @@ pub fn config() -> PeerConfig {
 /// Starts an echo server peer; returns it (keep it alive) and its address.
 pub async fn serve() -> Result<(Peer, SocketAddr), teleport::PeerError> {
     let peer = Peer::new(config(), router());
+    let addr = peer.listen("127.0.0.1:0").await?;
+    Ok((peer, addr))
+}
+
+/// A teleport server whose `/bench/echo` is [`BenchFn`]'s plain `fn`.
+pub async fn serve_fn() -> Result<(Peer, SocketAddr), teleport::PeerError> {
+    let mut router = Router::new();
+    BenchFnServer::new(Echoer).register(&mut router);
+    let peer = Peer::new(config(), router);
     let addr = peer.listen("127.0.0.1:0").await?;
     Ok((peer, addr))
 }
