@@ -188,6 +188,20 @@ fn check_reply(method: &Method, errors: &mut Errors) {
             "`#[idempotent]` marks a pull that may be resent after a connection failure; a `#[push]` is never resent once written: remove `#[idempotent]`",
         );
     }
+    if let syn::ReturnType::Type(_, ty) = &method.sig.output {
+        if !method.is_async() && returns_future(ty) {
+            // A hand-desugared `async fn`: a plain `fn` is served
+            // synchronously, so its return type is the reply itself.
+            errors.over(
+                ty,
+                format_args!(
+                    "a plain `fn` method is served synchronously and its return type is the reply: to reply once a future is done, write `async fn {}(&self, ...)` and return its output",
+                    method.sig.ident
+                ),
+            );
+            return;
+        }
+    }
     if method.kind == Kind::Push {
         if let syn::ReturnType::Type(_, ty) = &method.sig.output {
             if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) {
@@ -200,6 +214,18 @@ fn check_reply(method: &Method, errors: &mut Errors) {
     } else if let syn::ReturnType::Type(_, ty) = &method.sig.output {
         check_owned(ty, "reply", errors);
     }
+}
+
+/// Whether a return type is `impl Future<..>` (any path ending in
+/// `Future`), as a hand-desugared `async fn` returns.
+fn returns_future(ty: &Type) -> bool {
+    let Type::ImplTrait(t) = ty else {
+        return false;
+    };
+    t.bounds.iter().any(|b| {
+        matches!(b, syn::TypeParamBound::Trait(t)
+            if t.path.segments.last().is_some_and(|s| s.ident == "Future"))
+    })
 }
 
 /// Arguments and replies cross the wire: they must be owned types, free of
@@ -312,6 +338,7 @@ mod tests {
                 async fn borrowed(&self, s: &str) -> Vec<&'static str>;
                 #[push] async fn push_reply(&self) -> u8;
                 async fn new(&self);
+                fn desugared(&self) -> impl std::future::Future<Output = u8> + Send;
             }",
         );
         let expected = [
@@ -329,6 +356,7 @@ mod tests {
             "not a reference",
             "one-way",
             "collide",
+            "write `async fn desugared(&self, ...)`",
         ];
         assert_eq!(found.len(), expected.len(), "{found:#?}");
         for (got, want) in found.iter().zip(expected) {
