@@ -1,8 +1,11 @@
-//! Handlers: typed async functions erased into one shape the session can run.
+//! Handlers: typed functions erased into the two shapes the session runs
+//! ([`HandlerFn`]).
 //!
-//! Users register plain async closures; this module wraps each into a
-//! function from `(Ctx, body section)` to a boxed future of the reply frame,
-//! decoding the argument and encoding the result on the way.
+//! Users register async closures or plain functions; this module wraps
+//! each, decoding the argument and encoding the result on the way, into
+//! either a function from `(Ctx, body section)` to a boxed future of the
+//! reply, or (for a plain function) a function from `(&Ctx, body
+//! section)` to the reply itself, which the session calls in place.
 //!
 //! The box is given to the handler to fill: a [`HandlerBox`] (tokio-util's
 //! [`ReusableBoxFuture`]) that the session keeps from a call that finished

@@ -4,7 +4,9 @@
 //! polled in place by the connection task (or spawned, for routes of a
 //! [`Router::spawned`](crate::Router::spawned) group). A handler that
 //! answers at once costs no queue node; one that waits joins
-//! [`Inbound::tasks`], polled whenever the connection task wakes. A panic
+//! [`Inbound::tasks`], polled whenever the connection task wakes. A
+//! synchronous handler ([`Router::pull_sync`](crate::Router::pull_sync))
+//! is called in place, or on the blocking pool for a spawned group. A panic
 //! is caught and becomes a `500` reply. Every finished call is logged here,
 //! in one place (`teleport::call` target, `pull-handle`/`push-handle`,
 //! with a slow-call warning). Replies go to the [`Outbox`].
