@@ -396,6 +396,27 @@ impl Group<'_> {
         uri::join(&self.prefix, path)
     }
 
+    /// Registers `handler` as the pull route at `prefix + path`, run as
+    /// this group runs its handlers, with its plugins.
+    fn add_pull(&mut self, path: &str, handler: HandlerFn) {
+        let route = self.route(handler);
+        self.router.add_pull(self.path(path), route);
+    }
+
+    /// Registers `handler` as the push route at `prefix + path`.
+    fn add_push(&mut self, path: &str, handler: HandlerFn) {
+        let route = self.route(handler);
+        self.router.add_push(self.path(path), route);
+    }
+
+    fn route(&self, handler: HandlerFn) -> Route<HandlerFn> {
+        Route {
+            handler,
+            spawn: self.spawn,
+            plugins: self.plugins.clone(),
+        }
+    }
+
     /// Registers a typed pull handler for `prefix + path`.
     ///
     /// The argument is decoded with the body codec of the pull (a body that
@@ -415,12 +436,7 @@ impl Group<'_> {
         Resp: Encode + Send + 'static,
         E: Into<Status> + Send + 'static,
     {
-        let route = Route {
-            handler: handler::typed_pull(handler),
-            spawn: self.spawn,
-            plugins: self.plugins.clone(),
-        };
-        self.router.add_pull(self.path(path), route);
+        self.add_pull(path, handler::typed_pull(handler));
         self
     }
 
@@ -436,12 +452,7 @@ impl Group<'_> {
         Fut: Future<Output = ()> + Send + 'static,
         Req: Decode + Send + 'static,
     {
-        let route = Route {
-            handler: handler::typed_push(handler),
-            spawn: self.spawn,
-            plugins: self.plugins.clone(),
-        };
-        self.router.add_push(self.path(path), route);
+        self.add_push(path, handler::typed_push(handler));
         self
     }
 
@@ -488,12 +499,7 @@ impl Group<'_> {
         Resp: Encode + Send + 'static,
         E: Into<Status> + Send + 'static,
     {
-        let route = Route {
-            handler: handler::typed_pull_sync(handler),
-            spawn: self.spawn,
-            plugins: self.plugins.clone(),
-        };
-        self.router.add_pull(self.path(path), route);
+        self.add_pull(path, handler::typed_pull_sync(handler));
         self
     }
 
@@ -510,12 +516,7 @@ impl Group<'_> {
         F: Fn(&Ctx, Req) + Send + Sync + 'static,
         Req: Decode + Send + 'static,
     {
-        let route = Route {
-            handler: handler::typed_push_sync(handler),
-            spawn: self.spawn,
-            plugins: self.plugins.clone(),
-        };
-        self.router.add_push(self.path(path), route);
+        self.add_push(path, handler::typed_push_sync(handler));
         self
     }
 
@@ -530,12 +531,7 @@ impl Group<'_> {
         F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = RawReply> + Send + 'static,
     {
-        let route = Route {
-            handler: handler::raw_pull(handler),
-            spawn: self.spawn,
-            plugins: self.plugins.clone(),
-        };
-        self.router.add_pull(self.path(path), route);
+        self.add_pull(path, handler::raw_pull(handler));
         self
     }
 
@@ -549,12 +545,7 @@ impl Group<'_> {
         F: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let route = Route {
-            handler: handler::raw_push(handler),
-            spawn: self.spawn,
-            plugins: self.plugins.clone(),
-        };
-        self.router.add_push(self.path(path), route);
+        self.add_push(path, handler::raw_push(handler));
         self
     }
 }
