@@ -131,13 +131,14 @@ impl Servers {
     }
 
     async fn connect(&self, system: System) -> Client {
-        let teleport = |options: CallOptions| async move {
-            let session = self
-                .teleport_client
-                .dial(self.teleport)
+        let dial = |addr: SocketAddr| async move {
+            self.teleport_client
+                .dial(addr)
                 .await
-                .expect("teleport dial");
-            Client::Teleport(session, options)
+                .expect("teleport dial")
+        };
+        let teleport = |options: CallOptions| async move {
+            Client::Teleport(dial(self.teleport).await, options)
         };
         match system {
             System::Raw => Client::Raw(raw::Client::connect(self.raw).await.expect("raw connect")),
@@ -145,30 +146,16 @@ impl Servers {
                 teleport(CallOptions::default().codec(CodecId::BINCODE)).await
             }
             System::TeleportService => {
-                let session = self
-                    .teleport_client
-                    .dial(self.teleport)
-                    .await
-                    .expect("teleport dial");
-                Client::TeleportService(tp::BenchClient::new(session))
+                Client::TeleportService(tp::BenchClient::new(dial(self.teleport).await))
             }
             System::TeleportServiceFn => {
-                let session = self
-                    .teleport_client
-                    .dial(self.teleport_fn)
-                    .await
-                    .expect("teleport dial");
-                Client::TeleportService(tp::BenchClient::new(session))
+                Client::TeleportService(tp::BenchClient::new(dial(self.teleport_fn).await))
             }
             System::TeleportJson => teleport(CallOptions::default().codec(CodecId::JSON)).await,
-            System::TeleportBytes => {
-                let session = self
-                    .teleport_client
-                    .dial(self.teleport)
-                    .await
-                    .expect("teleport dial");
-                Client::TeleportBytes(session, CallOptions::default().codec(CodecId::STRING))
-            }
+            System::TeleportBytes => Client::TeleportBytes(
+                dial(self.teleport).await,
+                CallOptions::default().codec(CodecId::STRING),
+            ),
             System::TeleportJsonGzip => {
                 teleport(
                     CallOptions::default()
