@@ -27,7 +27,13 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
              (without the call context) and returns once the reply arrives (pull) or once the push is queued.",
         ),
     ];
-    let methods = routes.iter().map(|r| method(r, vis, &p));
+    let methods = routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| method(r, i, vis, &p));
+    // Every route's path, in the order `uri_at` indexes them.
+    let paths = routes.iter().map(|r| &r.uri);
+    let paths = quote!(&[#(#paths),*]);
 
     quote! {
         #(#struct_doc)*
@@ -38,6 +44,9 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
             options: #p::CallOptions,
             prefix: #p::Option<#p::Arc<str>>,
             query: #p::Option<#p::Arc<str>>,
+            /// Every route's URI under `prefix` and with `query`, composed
+            /// when they were set; `None` without either.
+            uris: #p::Option<#p::Arc<[#p::Box<str>]>>,
         }
 
         #[allow(dead_code)]
@@ -49,6 +58,7 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
                     options: #p::CallOptions::default(),
                     prefix: #p::Option::None,
                     query: #p::Option::None,
+                    uris: #p::Option::None,
                 }
             }
 
@@ -64,8 +74,10 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
             /// A copy of this client that calls the service under a group prefix, for a server registered with `register_in` on a router group.
             #[must_use]
             #vis fn with_prefix(&self, prefix: &str) -> Self {
+                let prefix = #p::prefix(prefix);
                 Self {
-                    prefix: #p::prefix(prefix),
+                    uris: #p::uris(&prefix, &self.query, #paths),
+                    prefix,
                     ..::core::clone::Clone::clone(self)
                 }
             }
@@ -73,8 +85,10 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
             /// A copy of this client whose calls carry a query string (`"from=me&x=1"`, already percent-encoded), which the handler reads from its call context.
             #[must_use]
             #vis fn with_query(&self, query: &str) -> Self {
+                let query = #p::query(query);
                 Self {
-                    query: #p::query(query),
+                    uris: #p::uris(&self.prefix, &query, #paths),
+                    query,
                     ..::core::clone::Clone::clone(self)
                 }
             }
@@ -102,7 +116,9 @@ pub(super) fn generate(service: &Service, routes: &[Route<'_>]) -> TokenStream {
     }
 }
 
-fn method(route: &Route<'_>, vis: &syn::Visibility, p: &TokenStream) -> TokenStream {
+/// The client method of `route`, the `index`-th route (its URI's place in
+/// the client's `uris`).
+fn method(route: &Route<'_>, index: usize, vis: &syn::Visibility, p: &TokenStream) -> TokenStream {
     let method = route.method;
     let vis = vis.clone();
     let ident = route.ident();
@@ -135,14 +151,14 @@ fn method(route: &Route<'_>, vis: &syn::Visibility, p: &TokenStream) -> TokenStr
                     format!("Pulls `{uri_text}` and waits for the reply.")
                 },
                 if method.idempotent.is_some() {
-                    quote_spanned!(span=> #p::Caller::pull_idempotent(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await)
+                    quote_spanned!(span=> #p::Caller::pull_idempotent(&self.caller, #p::uri_at(&self.uris, #index, #uri), #body, self.options).await)
                 } else if let ([one], [ty]) = (&names[..], &types[..]) {
                     // One argument: handed over, so that a large `String`
                     // or `Vec<u8>` is written without a copy.
                     let arg = quote_spanned!(syn::spanned::Spanned::span(ty)=> #one);
-                    quote_spanned!(span=> #p::Caller::pull_owned(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #arg, self.options).await)
+                    quote_spanned!(span=> #p::Caller::pull_owned(&self.caller, #p::uri_at(&self.uris, #index, #uri), #arg, self.options).await)
                 } else {
-                    quote_spanned!(span=> #p::Caller::pull_with(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await)
+                    quote_spanned!(span=> #p::Caller::pull_with(&self.caller, #p::uri_at(&self.uris, #index, #uri), #body, self.options).await)
                 },
                 quote!(#reply),
             )
@@ -151,7 +167,7 @@ fn method(route: &Route<'_>, vis: &syn::Visibility, p: &TokenStream) -> TokenStr
             format!(
                 "Pushes `{uri_text}` (one-way: returns once the push is queued, not when it is handled)."
             ),
-            quote_spanned!(span=> #p::Caller::push_with(&self.caller, &#p::uri(&self.prefix, #uri, &self.query), #body, self.options).await),
+            quote_spanned!(span=> #p::Caller::push_with(&self.caller, #p::uri_at(&self.uris, #index, #uri), #body, self.options).await),
             quote!(()),
         ),
     };

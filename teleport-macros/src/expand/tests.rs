@@ -49,6 +49,7 @@ fn without_trailing_commas(tokens: &str) -> String {
         .replace(", )", ")")
         .replace(" , }", " }")
         .replace(" ,]", "]")
+        .replace(" , >", " >")
 }
 
 #[test]
@@ -102,17 +103,21 @@ fn arguments_travel_as_the_body_a_tuple_or_unit() {
         },
     )
     .to_string();
-    assert!(out.contains("pull_with (& self . caller , & :: teleport :: __private :: uri (& self . prefix , \"/g/shapes/none\" , & self . query) , & ()"), "{out}");
+    assert!(out.contains("pull_with (& self . caller , :: teleport :: __private :: uri_at (& self . uris , 0usize , \"/g/shapes/none\") , & ()"), "{out}");
     assert!(
-        out.contains("pull_owned (& self . caller , & :: teleport :: __private :: uri (& self . prefix , \"/g/shapes/one\" , & self . query) , a ,"),
+        out.contains("pull_owned (& self . caller , :: teleport :: __private :: uri_at (& self . uris , 1usize , \"/g/shapes/one\") , a ,"),
         "one argument is handed over: {out}"
     );
     assert!(
-        out.contains("\"/g/shapes/two\" , & self . query) , & (a , b) ,"),
+        out.contains("uri_at (& self . uris , 2usize , \"/g/shapes/two\") , & (a , b) ,"),
         "{out}"
     );
     assert!(out.contains("\"/custom\""), "{out}");
     assert!(!out.contains("/g/shapes/custom"), "{out}");
+    assert!(
+        out.contains("uris : :: teleport :: __private :: uris (& prefix , & self . query , & [\"/g/shapes/none\" , \"/g/shapes/one\" , \"/g/shapes/two\" , \"/custom\"])"),
+        "a prefixed client composes every route's URI once, in the order the methods index them: {out}"
+    );
 }
 
 #[test]
@@ -128,8 +133,8 @@ fn idempotent_pulls_go_through_the_retrying_call() {
         },
     )
     .to_string();
-    assert!(out.contains("Caller :: pull_idempotent (& self . caller , & :: teleport :: __private :: uri (& self . prefix , \"/counter/get\""), "{out}");
-    assert!(out.contains("Caller :: pull_with (& self . caller , & :: teleport :: __private :: uri (& self . prefix , \"/counter/bump\""), "{out}");
+    assert!(out.contains("Caller :: pull_idempotent (& self . caller , :: teleport :: __private :: uri_at (& self . uris , 0usize , \"/counter/get\""), "{out}");
+    assert!(out.contains("Caller :: pull_with (& self . caller , :: teleport :: __private :: uri_at (& self . uris , 1usize , \"/counter/bump\""), "{out}");
     assert!(
         !out.contains("# [idempotent]"),
         "the attribute is taken off the trait: {out}"

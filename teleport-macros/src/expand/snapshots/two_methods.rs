@@ -24,6 +24,11 @@ pub struct HomeClient<C = ::teleport::__private::Session> {
     options: ::teleport::__private::CallOptions,
     prefix: ::teleport::__private::Option<::teleport::__private::Arc<str>>,
     query: ::teleport::__private::Option<::teleport::__private::Arc<str>>,
+    #[doc = r" Every route's URI under `prefix` and with `query`, composed"]
+    #[doc = r" when they were set; `None` without either."]
+    uris: ::teleport::__private::Option<
+        ::teleport::__private::Arc<[::teleport::__private::Box<str>]>,
+    >,
 }
 #[allow(dead_code)]
 impl<C: ::teleport::__private::Caller> HomeClient<C> {
@@ -34,6 +39,7 @@ impl<C: ::teleport::__private::Caller> HomeClient<C> {
             options: ::teleport::__private::CallOptions::default(),
             prefix: ::teleport::__private::Option::None,
             query: ::teleport::__private::Option::None,
+            uris: ::teleport::__private::Option::None,
         }
     }
     #[doc = r" A copy of this client whose calls use `options` (timeout, body codec, gzip level, header codec)."]
@@ -47,16 +53,20 @@ impl<C: ::teleport::__private::Caller> HomeClient<C> {
     #[doc = r" A copy of this client that calls the service under a group prefix, for a server registered with `register_in` on a router group."]
     #[must_use]
     pub fn with_prefix(&self, prefix: &str) -> Self {
+        let prefix = ::teleport::__private::prefix(prefix);
         Self {
-            prefix: ::teleport::__private::prefix(prefix),
+            uris: ::teleport::__private::uris(&prefix, &self.query, &["/home/echo", "/home/note"]),
+            prefix,
             ..::core::clone::Clone::clone(self)
         }
     }
     #[doc = r#" A copy of this client whose calls carry a query string (`"from=me&x=1"`, already percent-encoded), which the handler reads from its call context."#]
     #[must_use]
     pub fn with_query(&self, query: &str) -> Self {
+        let query = ::teleport::__private::query(query);
         Self {
-            query: ::teleport::__private::query(query),
+            uris: ::teleport::__private::uris(&self.prefix, &query, &["/home/echo", "/home/note"]),
+            query,
             ..::core::clone::Clone::clone(self)
         }
     }
@@ -81,7 +91,7 @@ impl<C: ::teleport::__private::Caller> HomeClient<C> {
     ) -> ::teleport::__private::Result<String, ::teleport::__private::Error> {
         ::teleport::__private::Caller::pull_owned(
             &self.caller,
-            &::teleport::__private::uri(&self.prefix, "/home/echo", &self.query),
+            ::teleport::__private::uri_at(&self.uris, 0usize, "/home/echo"),
             text,
             self.options,
         )
@@ -101,7 +111,7 @@ impl<C: ::teleport::__private::Caller> HomeClient<C> {
     ) -> ::teleport::__private::Result<(), ::teleport::__private::Error> {
         ::teleport::__private::Caller::push_with(
             &self.caller,
-            &::teleport::__private::uri(&self.prefix, "/home/note", &self.query),
+            ::teleport::__private::uri_at(&self.uris, 1usize, "/home/note"),
             &(from, text),
             self.options,
         )
