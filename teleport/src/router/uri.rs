@@ -122,7 +122,8 @@ pub(crate) fn with_query(mut path: String, query: &str) -> String {
 /// with one `/` and has no `//`, a query without its `?`, as a generated
 /// client holds them). Then [`join`] and [`with_query`] come down to a
 /// concatenation, done in one allocation of the exact size, with no
-/// trimming: this runs on every call of a client with a prefix or query.
+/// trimming (a client composes each route's URI once, when it is given a
+/// prefix or query).
 pub(crate) fn compose(prefix: &str, path: &str, query: &str) -> String {
     debug_assert!(path.starts_with('/') && !path.contains("//"));
     debug_assert!(prefix.is_empty() || (prefix.starts_with('/') && !prefix.ends_with('/')));
