@@ -33,7 +33,7 @@ pub fn child_main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let (peer, addr) = rt.block_on(tp::serve()).expect("listen");
+    let (peer, addr) = rt.block_on(tp::serve(tp::router())).expect("listen");
     println!("port {}", addr.port());
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {

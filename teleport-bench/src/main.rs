@@ -116,8 +116,8 @@ struct Servers {
 
 impl Servers {
     async fn start() -> Servers {
-        let (peer, teleport) = tp::serve().await.expect("teleport listen");
-        let (fn_peer, teleport_fn) = tp::serve_fn().await.expect("teleport listen");
+        let (peer, teleport) = tp::serve(tp::router()).await.expect("teleport listen");
+        let (fn_peer, teleport_fn) = tp::serve(tp::fn_router()).await.expect("teleport listen");
         Servers {
             raw: raw::serve().await.expect("raw listen"),
             _teleport_peer: peer,

@@ -19,7 +19,7 @@ pub trait Bench {
 }
 
 /// The same echo as a plain `fn` (a synchronous route), at the same URI
-/// on a server of its own ([`serve_fn`]), so that a `BenchClient` calls
+/// on a server of its own ([`fn_router`]), so that a `BenchClient` calls
 /// it: both systems run the very same client code.
 #[teleport::service]
 pub trait BenchFn {
@@ -60,20 +60,20 @@ pub fn config() -> PeerConfig {
     PeerConfig::default().body_codec(CodecId::BINCODE)
 }
 
-/// Starts an echo server peer; returns it (keep it alive) and its address.
-pub async fn serve() -> Result<(Peer, SocketAddr), teleport::PeerError> {
-    let peer = Peer::new(config(), router());
+/// Starts an echo server peer with `router` ([`router`] or
+/// [`fn_router`]); returns it (keep it alive) and its address.
+pub async fn serve(router: Router) -> Result<(Peer, SocketAddr), teleport::PeerError> {
+    let peer = Peer::new(config(), router);
     let addr = peer.listen("127.0.0.1:0").await?;
     Ok((peer, addr))
 }
 
-/// A teleport server whose `/bench/echo` is [`BenchFn`]'s plain `fn`.
-pub async fn serve_fn() -> Result<(Peer, SocketAddr), teleport::PeerError> {
+/// The router of the second teleport server: its `/bench/echo` is
+/// [`BenchFn`]'s plain `fn`.
+pub fn fn_router() -> Router {
     let mut router = Router::new();
     BenchFnServer::new(Echoer).register(&mut router);
-    let peer = Peer::new(config(), router);
-    let addr = peer.listen("127.0.0.1:0").await?;
-    Ok((peer, addr))
+    router
 }
 
 /// A peer to dial from.
