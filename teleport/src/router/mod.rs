@@ -51,7 +51,7 @@ use bytes::Bytes;
 pub use context::Ctx;
 pub(crate) use context::{Reply, SpareCtx};
 pub use handler::RawReply;
-pub(crate) use handler::{BoxFuture, HandlerBox, HandlerFn};
+pub(crate) use handler::{BoxFuture, HandlerBox, HandlerFn, SyncFn};
 pub use uri::to_snake_case;
 
 use crate::codec::{Decode, Encode};

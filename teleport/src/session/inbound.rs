@@ -33,7 +33,7 @@ use super::Session;
 use super::outbox::Outbox;
 use crate::frame::{Frame, Kind};
 use crate::plugin::{self, Plugins, Refusal};
-use crate::router::{Ctx, HandlerBox, HandlerFn, Reply, Router, SpareCtx};
+use crate::router::{Ctx, HandlerBox, HandlerFn, Reply, Router, SpareCtx, SyncFn};
 use crate::status::Status;
 
 /// The incoming calls of one session being handled.
@@ -145,15 +145,11 @@ impl Inbound {
         let handler = match handler {
             HandlerFn::Async(handler) => handler,
             HandlerFn::Sync(handler) if !spawn => {
-                let result = match catch_unwind(AssertUnwindSafe(|| handler(&ctx, body))) {
-                    Ok(reply) => Outcome::Done(reply),
-                    Err(panic) => Outcome::Panicked(panic_message(&*panic)),
-                };
                 let done = Done {
+                    result: Outcome::of(call_sync(handler, &ctx, body)),
                     ctx,
                     start,
                     in_size,
-                    result,
                     plugins: route_plugins,
                 };
                 self.finish(session, done, out);
@@ -161,10 +157,7 @@ impl Inbound {
             }
             HandlerFn::Sync(handler) => {
                 let (handler, task_ctx) = (Arc::clone(handler), ctx.clone());
-                let run = tokio::task::spawn_blocking(move || {
-                    catch_unwind(AssertUnwindSafe(|| handler(&task_ctx, body)))
-                        .map_err(|panic| panic_message(&*panic))
-                });
+                let run = tokio::task::spawn_blocking(move || call_sync(&handler, &task_ctx, body));
                 self.push_task(Running::Spawned(run), ctx, start, in_size, route_plugins);
                 return;
             }
@@ -394,6 +387,13 @@ impl Future for CatchPanic {
             Err(panic) => Poll::Ready(Err(panic_message(&*panic))),
         }
     }
+}
+
+/// Runs a synchronous handler: its reply (`None` for a push), or its
+/// panic's message.
+#[inline]
+fn call_sync(handler: &SyncFn, ctx: &Ctx, body: Bytes) -> Result<Option<Reply>, String> {
+    catch_unwind(AssertUnwindSafe(|| handler(ctx, body))).map_err(|panic| panic_message(&*panic))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
