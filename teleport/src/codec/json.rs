@@ -14,7 +14,11 @@
 //! The price for other values: writing one starts its `Serialize` once
 //! more, on a probe that refuses it at the first call (for a derived
 //! struct, `serialize_struct`). Work a hand-written `Serialize` does
-//! before that call is done twice.
+//! before that call is done twice. Measured with
+//! `teleport-bench/src/bin/json-cost.rs` against the codec without the
+//! short path: a number or a small struct costs nothing more to write
+//! and 21 or 48 instructions more to read; a short string that needs
+//! escaping, 165 and 122 (it is scanned, then given to serde_json).
 
 use std::fmt;
 use std::io::Write;
